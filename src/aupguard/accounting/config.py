@@ -1,0 +1,7 @@
+from pydantic import BaseModel, ConfigDict
+
+
+class AccountingSettings(BaseModel):
+    """[accounting]: the monthly per-ASN CDR report."""
+
+    model_config = ConfigDict(extra="forbid")
