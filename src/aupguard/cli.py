@@ -67,7 +67,9 @@ for _name in STAGE_CLIS:
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        # Non-standalone mode returns the exit code of typer.Exit instead of exiting.
+        result = app(standalone_mode=False)
+        sys.exit(result if isinstance(result, int) else 0)
     except AupguardError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
         sys.exit(2)
@@ -76,10 +78,10 @@ def main() -> None:
     except typer.Abort:
         err_console.print("aborted")
         sys.exit(1)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
+    except Exception as exc:
+        # Usage errors (unknown command, bad option) come from Typer's vendored click;
+        # duck-type them rather than import a private module.
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):
             exc.show()
             sys.exit(exc.exit_code)
         raise
