@@ -1,0 +1,232 @@
+"""The evidence store: content-addressed (SHA-256), append-only files.
+
+A blob lives at ``<data_dir>/evidence/<aa>/<sha256>`` (read-only once
+written); every ``put`` appends one JSON line of metadata to
+``<sha256>.meta.jsonl`` beside it, so who handed it in, when and as what is
+kept even when the same bytes arrive twice. Nothing rewrites a blob; only
+:func:`apply_retention` deletes, and never while a legal hold covers it.
+Deletions are appended to ``<data_dir>/evidence/retention.jsonl``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from aupguard.errors import InputError
+from aupguard.store import audit
+from aupguard.store.types import utcnow
+
+MAX_BLOB = 64 * 1024 * 1024  # a complaint or flow excerpt larger than this is refused, not truncated
+_SHA = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass
+class EvidenceInfo:
+    sha256: str
+    size: int
+    kind: str
+    stored_at: datetime
+    meta: dict[str, Any] = field(default_factory=dict)
+    present: bool = True
+
+
+def root(settings) -> Path:
+    return Path(settings.data_dir) / "evidence"
+
+
+def _check(sha256: str) -> str:
+    sha256 = sha256.lower()
+    if not _SHA.match(sha256):
+        raise InputError(f"{sha256!r} is not a SHA-256 hex digest (64 hex characters)")
+    return sha256
+
+
+def blob_path(settings, sha256: str) -> Path:
+    sha256 = _check(sha256)
+    return root(settings) / sha256[:2] / sha256
+
+
+def put(settings, data: bytes, kind: str, meta: dict[str, Any] | None = None) -> str:
+    """Store bytes once; return their SHA-256. Re-putting the same bytes only appends metadata."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise InputError("evidence must be bytes")
+    data = bytes(data)
+    if len(data) > MAX_BLOB:
+        raise InputError(f"evidence of {len(data)} bytes exceeds the {MAX_BLOB}-byte limit")
+    sha = hashlib.sha256(data).hexdigest()
+    path = blob_path(settings, sha)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        # Write to a temp name and rename: a crash never leaves a half blob under its hash.
+        tmp = path.with_name(f".{sha}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o444)
+        os.replace(tmp, path)
+    line = {"at": utcnow().isoformat(), "kind": str(kind)[:50], "size": len(data),
+            "meta": json.loads(json.dumps(meta or {}, default=str))}
+    with open(path.with_name(sha + ".meta.jsonl"), "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(line, sort_keys=True) + "\n")
+    return sha
+
+
+def get(settings, sha256: str) -> bytes:
+    """The stored bytes, verified against their hash on the way out."""
+    path = blob_path(settings, sha256)
+    if not path.exists():
+        raise InputError(f"evidence {sha256} is not in the store (deleted by retention or never stored)")
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != sha256.lower():
+        raise InputError(f"evidence {sha256} is corrupt: its content no longer matches its hash")
+    return data
+
+
+def verify(settings, sha256: str) -> bool:
+    """True when the blob exists and still hashes to its name."""
+    path = blob_path(settings, sha256)
+    if not path.exists():
+        return False
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest() == sha256.lower()
+
+
+def info(settings, sha256: str) -> EvidenceInfo:
+    """Metadata of a blob: the first put's kind and time, every put's metadata merged."""
+    path = blob_path(settings, sha256)
+    meta_path = path.with_name(sha256.lower() + ".meta.jsonl")
+    lines = []
+    if meta_path.exists():
+        for raw in meta_path.read_text(encoding="utf-8").splitlines():
+            try:
+                lines.append(json.loads(raw))
+            except json.JSONDecodeError:
+                continue  # a torn last line after a crash; earlier lines stay valid
+    first = lines[0] if lines else {}
+    merged: dict[str, Any] = {}
+    for line in lines:
+        merged.update(line.get("meta") or {})
+    stored = first.get("at")
+    return EvidenceInfo(
+        sha256=sha256.lower(),
+        size=path.stat().st_size if path.exists() else int(first.get("size", 0)),
+        kind=first.get("kind", "unknown"),
+        stored_at=datetime.fromisoformat(stored) if stored else utcnow(),
+        meta=merged, present=path.exists())
+
+
+def custody(settings, sha256: str) -> list[dict[str, Any]]:
+    """Every put of a blob (time, kind, metadata): its chain of custody in the store."""
+    meta_path = blob_path(settings, sha256).with_name(sha256.lower() + ".meta.jsonl")
+    if not meta_path.exists():
+        return []
+    out = []
+    for raw in meta_path.read_text(encoding="utf-8").splitlines():
+        try:
+            out.append(json.loads(raw))
+        except json.JSONDecodeError:
+            continue
+    return out
+
+
+def iter_blobs(settings):
+    base = root(settings)
+    if not base.exists():
+        return
+    for sub in sorted(base.iterdir()):
+        if sub.is_dir():
+            for path in sorted(sub.iterdir()):
+                if _SHA.match(path.name):
+                    yield path.name
+
+
+# --- legal hold -------------------------------------------------------------------------
+
+def place_hold(session: Session, sha256: str, *, until: datetime | None, reason: str,
+               actor: str, case_id: int | None = None) -> None:
+    """Put evidence under legal hold (until=None: indefinitely). Audited."""
+    from aupguard.cases.models import LegalHoldRow
+
+    sha256 = _check(sha256)
+    row = LegalHoldRow(sha256=sha256, case_id=case_id, reason=reason, start=utcnow(),
+                       until=until, created_by=actor)
+    session.add(row)
+    session.flush()
+    audit.record(session, actor, "evidence.hold", "evidence", sha256,
+                 after={"until": until, "case": case_id, "reason": reason})
+
+
+def is_held(session: Session, sha256: str, now: datetime) -> bool:
+    from aupguard.cases.models import LegalHoldRow
+
+    row = session.execute(
+        select(LegalHoldRow.id).where(LegalHoldRow.sha256 == sha256.lower(),
+                                      or_(LegalHoldRow.until.is_(None), LegalHoldRow.until > now))
+        .limit(1)).first()
+    return row is not None
+
+
+def held_until(session: Session, sha256: str) -> tuple[bool, datetime | None]:
+    """(held at all, latest end; None with True means indefinitely)."""
+    from aupguard.cases.models import LegalHoldRow
+
+    rows = session.execute(select(LegalHoldRow.until)
+                           .where(LegalHoldRow.sha256 == sha256.lower())).scalars().all()
+    if not rows:
+        return False, None
+    if any(r is None for r in rows):
+        return True, None
+    return True, max(rows)
+
+
+@dataclass
+class RetentionReport:
+    examined: int = 0
+    deleted: list[str] = field(default_factory=list)
+    kept_held: list[str] = field(default_factory=list)
+    kept_young: int = 0
+
+
+def apply_retention(settings, session: Session, now: datetime | None = None,
+                    actor: str = "system:retention") -> RetentionReport:
+    """Delete evidence older than the retention period, except what a legal hold covers."""
+    now = now or utcnow()
+    report = RetentionReport()
+    days = settings.cases.evidence_retention_days
+    if days <= 0:
+        return report
+    cutoff = now - timedelta(days=days)
+    for sha in list(iter_blobs(settings)):
+        report.examined += 1
+        meta = info(settings, sha)
+        if meta.stored_at >= cutoff:
+            report.kept_young += 1
+            continue
+        if is_held(session, sha, now):
+            report.kept_held.append(sha)
+            continue
+        path = blob_path(settings, sha)
+        os.chmod(path, 0o644)
+        path.unlink()
+        with open(root(settings) / "retention.jsonl", "a", encoding="utf-8") as fh:
+            fh.write(json.dumps({"at": now.isoformat(), "sha256": sha, "kind": meta.kind,
+                                 "stored_at": meta.stored_at.isoformat()}) + "\n")
+        audit.record(session, actor, "evidence.delete", "evidence", sha,
+                     before={"kind": meta.kind, "stored_at": meta.stored_at},
+                     note=f"retention {days} days")
+        report.deleted.append(sha)
+    return report
