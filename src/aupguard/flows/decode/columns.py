@@ -1,0 +1,82 @@
+"""Turn numpy column arrays into one Arrow record batch in ``FLOW_SCHEMA``.
+
+Every decoder (v5, v9/IPFIX, sFlow) ends here, so the rules for absent fields
+live in one place: a column the exporter did not send becomes null, except
+``src_as``/``dst_as`` (0 = not exported, as the schema says) and ``direction``
+(-1 = unknown).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from aupguard.flows.schema import ADDR, FLOW_SCHEMA, TS
+
+# IPv4-mapped IPv6 prefix bytes ::ffff:0:0/96
+_V4_PREFIX = np.zeros(16, dtype=np.uint8)
+_V4_PREFIX[10:12] = 0xFF
+
+_INT_TYPES = {
+    "src_port": np.uint16, "dst_port": np.uint16, "proto": np.uint8, "tcp_flags": np.uint16,
+    "packets": np.int64, "bytes": np.int64, "packets_raw": np.int64, "bytes_raw": np.int64,
+    "sampling_rate": np.uint32, "obs_domain": np.uint32, "in_if": np.uint32, "out_if": np.uint32,
+    "src_as": np.uint32, "dst_as": np.uint32, "src_mask": np.uint8, "dst_mask": np.uint8,
+    "direction": np.int8, "flow_version": np.uint8,
+}
+_DEFAULTS = {"src_as": 0, "dst_as": 0, "direction": -1}
+
+
+def v4_to_addr16(v4_bytes: np.ndarray) -> np.ndarray:
+    """(n, 4) uint8 big-endian IPv4 addresses to (n, 16) IPv4-mapped IPv6 bytes."""
+    out = np.empty((len(v4_bytes), 16), dtype=np.uint8)
+    out[:, :12] = _V4_PREFIX[:12]
+    out[:, 12:] = v4_bytes
+    return out
+
+
+def u32_to_addr16(v4: np.ndarray) -> np.ndarray:
+    """uint32 IPv4 addresses (host order values) to (n, 16) mapped bytes."""
+    return v4_to_addr16(np.ascontiguousarray(v4, dtype=">u4").view(np.uint8).reshape(-1, 4))
+
+
+def addr_array(addr16: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
+    data = np.ascontiguousarray(addr16, dtype=np.uint8)
+    n = len(data)
+    bitmap = None
+    if valid is not None and not valid.all():
+        bitmap = pa.array(valid).buffers()[1]
+    return pa.FixedSizeBinaryArray.from_buffers(ADDR, n, [bitmap, pa.py_buffer(data.tobytes())])
+
+
+def make_batch(n: int, cols: dict[str, np.ndarray]) -> pa.RecordBatch:
+    """Build a ``FLOW_SCHEMA`` batch of ``n`` rows from whatever columns were decoded.
+
+    ``cols`` holds numpy arrays: ``start``/``end`` int64 UTC ms, addresses as
+    (n, 16) uint8, the rest as integers. Missing columns become null/default.
+    """
+    arrays = []
+    for field in FLOW_SCHEMA:
+        name = field.name
+        value = cols.get(name)
+        if field.type == TS:
+            arrays.append(pa.array(np.asarray(value, dtype=np.int64), type=TS))
+        elif field.type == ADDR:
+            if value is None:
+                arrays.append(pa.nulls(n, type=ADDR))
+            else:
+                arrays.append(addr_array(value, cols.get(name + "_valid")))
+        else:
+            dtype = _INT_TYPES[name]
+            if value is None:
+                if name in _DEFAULTS:
+                    arrays.append(pa.array(np.full(n, _DEFAULTS[name], dtype=dtype), type=field.type))
+                else:
+                    arrays.append(pa.nulls(n, type=field.type))
+            else:
+                arr = np.asarray(value)
+                if arr.ndim == 0:
+                    arr = np.full(n, arr, dtype=dtype)
+                mask = cols.get(name + "_null")
+                arrays.append(pa.array(arr.astype(dtype, copy=False), type=field.type, mask=mask))
+    return pa.RecordBatch.from_arrays(arrays, schema=FLOW_SCHEMA)
