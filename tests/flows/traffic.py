@@ -175,3 +175,38 @@ def expected_flows(packets: list[Packet]) -> dict[tuple[str, str, int, int, int]
             f.bytes += p.ip_len
             f.last = max(f.last, p.ts)
     return flows
+
+
+def flows_table(rows: list[dict], enriched: bool = False):
+    """A FLOW_SCHEMA (or ENRICHED_SCHEMA) Arrow table from a few dicts, for store tests.
+
+    Each row needs start (datetime or epoch ms); addresses as text; other fields
+    default to plausible values (end = start, packets 1, bytes 100, sampling 1).
+    """
+    import pyarrow as pa
+
+    from aupguard.flows.schema import ENRICHED_SCHEMA, FLOW_SCHEMA
+    from aupguard.netaddr import address_int, parse_address
+
+    schema = ENRICHED_SCHEMA if enriched else FLOW_SCHEMA
+
+    def addr(text: str | None) -> bytes | None:
+        return None if text is None else address_int(parse_address(text)).to_bytes(16, "big")
+
+    defaults = {"src_addr": "10.0.0.1", "dst_addr": "192.0.2.1", "src_port": 40000,
+                "dst_port": 80, "proto": 6, "tcp_flags": 0, "packets": 1, "bytes": 100,
+                "sampling_rate": 1, "exporter": "127.0.0.1", "obs_domain": 0, "in_if": 0,
+                "out_if": 0, "src_as": 0, "dst_as": 0, "src_mask": 0, "dst_mask": 0,
+                "next_hop": None, "direction": -1, "flow_version": 9}
+    cols: dict[str, list] = {f.name: [] for f in schema}
+    for row in rows:
+        full = {**defaults, **row}
+        full.setdefault("end", full["start"])
+        full.setdefault("packets_raw", full["packets"])
+        full.setdefault("bytes_raw", full["bytes"])
+        for f in schema:
+            value = full.get(f.name)
+            if f.name in ("src_addr", "dst_addr", "exporter", "next_hop"):
+                value = addr(value)
+            cols[f.name].append(value)
+    return pa.Table.from_pydict(cols, schema=schema)
