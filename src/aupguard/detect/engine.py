@@ -1,0 +1,236 @@
+"""The windowed rule engine: DuckDB over Arrow, the same code live and over history.
+
+Batches are prepared once (``detect.prepare``) and kept in two windows:
+
+- the *short* window (the longest flood window, seconds) keeps every row;
+- the *long* window (scans, spam, brute force, C2: minutes) keeps only rows
+  matching one of the long rules' prefilters (probes, tcp/25, logins, feed
+  hits...), capped at ``max_window_rows`` — memory stays bounded at any rate.
+
+``evaluate(until_ms)`` runs every rule over its window ending at ``until_ms``
+(event time: flow end timestamps) and returns the detections that pass the
+thresholds of their client / host group.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from aupguard import netaddr
+from aupguard.detect.config import DetectSettings
+from aupguard.detect.prepare import PREPARED_SCHEMA, Context, prepare
+from aupguard.detect.rules import ALL_RULES, STANDARD_COLUMNS, Rule
+from aupguard.detect.thresholds import Thresholds
+from aupguard.errors import ConfigError
+
+SHORT_LIMIT_S = 10.0
+EVIDENCE_ROWS = 5
+ADDRESS_FIELDS = ("offender", "victim")
+
+
+@dataclass
+class Detection:
+    rule: Rule
+    key: str
+    client: str | None
+    role: str
+    offender: str
+    victim: str
+    port: int | None
+    first_ms: int
+    last_ms: int
+    window_ms: tuple[int, int]
+    metrics: dict[str, float]
+    thresholds: dict[str, float]
+    host_group: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+    evidence: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def headline(self) -> float:
+        return float(self.metrics.get(self.rule.headline, 0.0))
+
+
+def select_rules(settings: DetectSettings, names: list[str] | None = None) -> list[Rule]:
+    wanted = names or settings.rules or list(ALL_RULES)
+    unknown = [n for n in wanted + settings.disabled_rules if n not in ALL_RULES]
+    if unknown:
+        raise ConfigError(f"unknown rule(s) {', '.join(unknown)}; rules are "
+                          f"{', '.join(ALL_RULES)}")
+    return [ALL_RULES[n] for n in wanted if n not in settings.disabled_rules]
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, (bytes, bytearray)):
+        return netaddr.format_address(bytes(value))
+    return "" if value is None else str(value)
+
+
+class Window:
+    """Prepared batches covering the last `span_ms` of event time, oldest first."""
+
+    def __init__(self, span_ms: int, max_rows: int | None = None):
+        self.span_ms = span_ms
+        self.max_rows = max_rows
+        self.batches: deque[tuple[int, pa.Table]] = deque()
+        self.rows = 0
+
+    def add(self, table: pa.Table) -> None:
+        if table.num_rows == 0:
+            return
+        newest = pc.max(table.column("end_ms")).as_py()
+        self.batches.append((newest, table))
+        self.rows += table.num_rows
+
+    def evict(self, until_ms: int) -> None:
+        horizon = until_ms - self.span_ms
+        while self.batches and (self.batches[0][0] <= horizon or (
+                self.max_rows is not None and self.rows > self.max_rows and len(self.batches) > 1)):
+            _, dropped = self.batches.popleft()
+            self.rows -= dropped.num_rows
+
+    def table(self) -> pa.Table:
+        if not self.batches:
+            return PREPARED_SCHEMA.empty_table()
+        return pa.concat_tables([t for _, t in self.batches])
+
+
+class Engine:
+    def __init__(self, settings: DetectSettings, ctx: Context | None = None,
+                 rules: list[str] | None = None):
+        self.settings = settings
+        self.ctx = ctx or Context()
+        self.rules = select_rules(settings, rules)
+        self.thresholds = Thresholds(settings, ALL_RULES)
+        self.short_rules = [r for r in self.rules if r.window_s <= SHORT_LIMIT_S]
+        self.long_rules = [r for r in self.rules if r.window_s > SHORT_LIMIT_S]
+        for rule in self.long_rules:
+            if not rule.prefilter:  # pragma: no cover - catalogue invariant
+                raise ValueError(f"rule {rule.name} has a long window but no prefilter")
+        short_span = max((r.window_s for r in self.short_rules), default=0.0)
+        long_span = max((r.window_s for r in self.long_rules), default=0.0)
+        self.short = Window(int(short_span * 1000) + 1000)
+        self.long = Window(int(long_span * 1000) + 1000, settings.max_window_rows)
+        self._long_filter = " OR ".join(f"({r.prefilter})" for r in self.long_rules)
+        self.con = duckdb.connect(":memory:", config={"threads": 1})
+        self.lock = threading.Lock()
+        self.watermark = 0
+        self.rows_in = 0
+
+    # -- input ----------------------------------------------------------------
+    def ingest(self, table: pa.Table, prepared: bool = False) -> None:
+        """Add one batch (raw flows, or already prepared)."""
+        if table.num_rows == 0:
+            return
+        batch = table if prepared else prepare(table, self.ctx)
+        with self.lock:
+            self.rows_in += batch.num_rows
+            newest = pc.max(batch.column("end_ms")).as_py()
+            self.watermark = max(self.watermark, newest)
+            if self.short_rules:
+                self.short.add(batch)
+            if self.long_rules:
+                self.con.register("incoming", batch)
+                kept = self.con.execute(
+                    f"SELECT * FROM incoming WHERE {self._long_filter}").to_arrow_table()
+                self.con.unregister("incoming")
+                self.long.add(kept.cast(PREPARED_SCHEMA))
+
+    # -- evaluation -------------------------------------------------------------
+    def evaluate(self, until_ms: int | None = None,
+                 evidence_for: set[str] | None = None) -> list[Detection]:
+        """Run every rule over its window ending at `until_ms` (default: the watermark).
+
+        `evidence_for`: keys already evidenced (sample flows are attached only once).
+        """
+        with self.lock:
+            until = int(until_ms if until_ms is not None else self.watermark)
+            self.short.evict(until)
+            self.long.evict(until)
+            out: list[Detection] = []
+            for rules, window in ((self.short_rules, self.short), (self.long_rules, self.long)):
+                if not rules or not window.batches:
+                    continue
+                table = window.table()
+                self.con.register("flows", table)
+                try:
+                    for rule in rules:
+                        out.extend(self._run(rule, table, until, evidence_for))
+                finally:
+                    self.con.unregister("flows")
+            return out
+
+    def _run(self, rule: Rule, table: pa.Table, until: int,
+             evidence_for: set[str] | None) -> list[Detection]:
+        since = until - int(rule.window_s * 1000)
+        loosest = self.thresholds.loosest(rule)
+        result = self.con.sql(rule.query(since, until, loosest)).to_arrow_table()
+        if result.num_rows == 0:
+            return []
+        rows = result.to_pylist()
+        subjects = [r.get(rule.subject) if rule.subject in ADDRESS_FIELDS else None for r in rows]
+        groups = self.thresholds.groups_of(subjects)
+        resolved = [self.thresholds.resolve(rule, r["client"], g) for r, g in zip(rows, groups)]
+        if self.thresholds.has_overrides(rule):
+            keep = self._exact(rule, result, resolved)
+        else:
+            keep = list(range(len(rows)))
+        detections = []
+        for i in keep:
+            row = rows[i]
+            key = rule.name + ":" + ":".join(f"{k}={_fmt(row[k])}" for k in rule.key)
+            det = Detection(
+                rule=rule, key=key, client=row["client"], role=row["role"],
+                offender=_fmt(row["offender"]), victim=_fmt(row["victim"]),
+                port=row["port"], first_ms=int(row["first_ms"]), last_ms=int(row["last_ms"]),
+                window_ms=(since, until),
+                metrics={m: round(float(row[m]), 3) for m in rule.metrics if row.get(m) is not None},
+                thresholds=resolved[i], host_group=groups[i], raw=row)
+            if evidence_for is None or key not in evidence_for:
+                det.evidence = self._evidence(rule, table, row, since)
+            detections.append(det)
+        return detections
+
+    def _exact(self, rule: Rule, result: pa.Table, resolved: list[dict[str, float]]) -> list[int]:
+        """Apply each candidate's own thresholds (client / host group) in SQL."""
+        cand = result.append_column("row_no", pa.array(np.arange(result.num_rows), pa.int64()))
+        for name in rule.defaults:
+            cand = cand.append_column(f"th_{name}", pa.array([r[name] for r in resolved], pa.float64()))
+        self.con.register("candidates", cand)
+        try:
+            kept = self.con.execute(f"SELECT row_no FROM candidates WHERE "
+                                    f"{rule.condition_by_column()}").fetchall()
+        finally:
+            self.con.unregister("candidates")
+        return sorted(r[0] for r in kept)
+
+    def _evidence(self, rule: Rule, table: pa.Table, row: dict, since: int) -> list[dict]:
+        mask = pc.greater(table.column("end_ms"), since)
+        for column, field_name in rule.evidence:
+            value = row.get(field_name)
+            if value is None:
+                continue
+            mask = pc.and_(mask, pc.equal(table.column(column), pa.scalar(value, pa.binary(16))))
+        if rule.name == "spoofing" and row.get("client"):
+            mask = pc.and_(mask, pc.equal(table.column("if_client"), row["client"]))
+        sample = table.filter(mask).slice(0, EVIDENCE_ROWS).to_pylist()
+        return [flow_record(r) for r in sample]
+
+
+def flow_record(row: dict) -> dict[str, Any]:
+    """A prepared flow row as evidence (readable addresses, no internal columns)."""
+    return {
+        "start_ms": row["start_ms"], "end_ms": row["end_ms"],
+        "src": _fmt(row["src"]), "dst": _fmt(row["dst"]),
+        "src_port": row["src_port"], "dst_port": row["dst_port"], "proto": row["proto"],
+        "tcp_flags": row["tcp_flags"], "packets": row["packets"], "bytes": row["bytes"],
+        "sampling_rate": row["sampling_rate"],
+    }
