@@ -1,0 +1,245 @@
+"""The REST API under /api: JSON for everything the console does.
+
+Authenticate with ``Authorization: Bearer <token>`` (``aupguard tokens
+create``); a console session cookie also works, with the ``X-CSRF-Token``
+header on changes. Errors are ``{"detail": "..."}`` with 400/401/403/404/409/503.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field
+
+from aupguard.store.types import utcnow
+from aupguard.web import auth, data
+from aupguard.web.auth import Perm, Principal
+from aupguard.web.deps import requires
+
+router = APIRouter(prefix="/api")
+
+VIEW = Depends(requires(Perm.VIEW))
+WORK = Depends(requires(Perm.WORK))
+LEGAL = Depends(requires(Perm.LEGAL))
+AUDIT = Depends(requires(Perm.AUDIT))
+ADMIN = Depends(requires(Perm.ADMIN))
+
+
+def _run(request: Request, fn, *args, **kwargs):
+    """Call `fn(session, settings, ...)` in one transaction."""
+    state = request.app.state
+    with state.store.session() as session:
+        return fn(session, state.settings, *args, **kwargs)
+
+
+class NoteIn(BaseModel):
+    text: str = Field(min_length=1, max_length=20_000)
+
+
+class StatusIn(BaseModel):
+    status: str = Field(min_length=1, max_length=40)
+    note: str = Field("", max_length=20_000)
+
+
+class AssignIn(BaseModel):
+    owner: str = Field(min_length=1, max_length=100)
+
+
+class ReportIn(BaseModel):
+    authority: str = Field(min_length=1, max_length=200)
+    report_id: str = Field(min_length=1, max_length=200)
+    at: datetime | None = Field(None, description="When the report was made (default: now).")
+
+
+class IntakeAssignIn(BaseModel):
+    client_id: str = Field(min_length=1, max_length=100)
+
+
+class IntakeDismissIn(BaseModel):
+    reason: str = Field("", max_length=2000)
+
+
+@router.get("/me", tags=["auth"])
+def me(who: Principal = VIEW) -> dict[str, Any]:
+    """Who the credentials belong to and what they may do."""
+    return {"name": who.name, "role": who.role, "via": who.via,
+            "permissions": sorted(p.value for p in Perm if who.holds(p))}
+
+
+# --- cases -------------------------------------------------------------------
+
+@router.get("/cases", tags=["cases"])
+def list_cases(request: Request, status: str | None = None, client_id: str | None = None,
+               clause_id: str | None = None, who: Principal = VIEW) -> list[dict]:
+    """Cases, newest first; restricted (content.csam) cases only for the legal role."""
+    return _run(request, lambda s, st: data.list_cases(s, st, who, status=status,
+                                                       client_id=client_id, clause_id=clause_id))
+
+
+@router.get("/cases/{case_id}", tags=["cases"])
+def get_case(request: Request, case_id: int, who: Principal = VIEW) -> dict:
+    return _run(request, lambda s, st: data.get_case(s, st, who, case_id))
+
+
+@router.get("/cases/{case_id}/timeline", tags=["cases"])
+def case_timeline(request: Request, case_id: int, who: Principal = VIEW) -> list[dict]:
+    return _run(request, lambda s, st: data.case_timeline(s, st, who, case_id))
+
+
+@router.get("/cases/{case_id}/incidents", tags=["cases"])
+def case_incidents(request: Request, case_id: int, who: Principal = VIEW) -> list[dict]:
+    """The incidents grouped into the case (evidence as hashes only when restricted)."""
+    return _run(request, lambda s, st: data.case_incidents(s, st, who, case_id))
+
+
+@router.get("/cases/{case_id}/notice", tags=["cases"])
+def notice_preview(request: Request, case_id: int, who: Principal = VIEW) -> dict:
+    """The notice that `notify` would send now: recipients, subject, body."""
+    return _run(request, lambda s, st: data.notice_preview(s, st, who, case_id))
+
+
+@router.post("/cases/{case_id}/notes", tags=["cases"])
+def add_note(request: Request, case_id: int, body: NoteIn, who: Principal = WORK) -> dict:
+    return _run(request, lambda s, st: data.case_action(s, st, who, case_id, "note", text=body.text))
+
+
+@router.post("/cases/{case_id}/status", tags=["cases"])
+def set_status(request: Request, case_id: int, body: StatusIn, who: Principal = WORK) -> dict:
+    return _run(request, lambda s, st: data.case_action(s, st, who, case_id, "status",
+                                                        status=body.status, note=body.note))
+
+
+@router.post("/cases/{case_id}/assign", tags=["cases"])
+def assign(request: Request, case_id: int, body: AssignIn, who: Principal = WORK) -> dict:
+    return _run(request, lambda s, st: data.case_action(s, st, who, case_id, "assign",
+                                                        owner=body.owner))
+
+
+@router.post("/cases/{case_id}/notify", tags=["cases"])
+def notify(request: Request, case_id: int, who: Principal = WORK) -> dict:
+    """Queue the notice to the client and up its reseller chain."""
+    return _run(request, lambda s, st: data.case_action(s, st, who, case_id, "notify"))
+
+
+@router.post("/cases/{case_id}/escalate", tags=["cases"])
+def escalate(request: Request, case_id: int, who: Principal = WORK) -> dict:
+    """Take the next step of the clause's escalation ladder now."""
+    return _run(request, lambda s, st: data.case_action(s, st, who, case_id, "escalate"))
+
+
+@router.post("/cases/{case_id}/report", tags=["cases"])
+def mandatory_report(request: Request, case_id: int, body: ReportIn, who: Principal = LEGAL) -> dict:
+    """Record the mandatory report to the authority (restricted cases; legal role)."""
+    return _run(request, lambda s, st: data.case_action(
+        s, st, who, case_id, "report", authority=body.authority, report_id=body.report_id,
+        at=body.at or utcnow()))
+
+
+# --- incidents ---------------------------------------------------------------
+
+@router.get("/incidents", tags=["incidents"])
+def list_incidents(request: Request, status: str | None = None, client_id: str | None = None,
+                   clause_id: str | None = None, since: datetime | None = None,
+                   limit: int = Query(500, ge=1, le=10_000), who: Principal = VIEW) -> list[dict]:
+    return _run(request, lambda s, st: data.list_incidents(
+        s, st, who, status=status, client_id=client_id, clause_id=clause_id, since=since,
+        limit=limit))
+
+
+@router.get("/incidents/{incident_id}", tags=["incidents"])
+def get_incident(request: Request, incident_id: int, who: Principal = VIEW) -> dict:
+    return _run(request, lambda s, st: data.get_incident(s, st, who, incident_id))
+
+
+# --- registry ----------------------------------------------------------------
+
+@router.get("/clients", tags=["clients"])
+def list_clients(request: Request, who: Principal = VIEW) -> list[dict]:
+    return _run(request, lambda s, st: data.list_clients(s))
+
+
+@router.get("/clients/{client_id}", tags=["clients"])
+def get_client(request: Request, client_id: str, who: Principal = VIEW) -> dict:
+    """The client, its reseller chain, assignments, cases, strikes and per-ASN report."""
+    return _run(request, lambda s, st: data.client_detail(s, st, who, client_id))
+
+
+@router.get("/who", tags=["clients"])
+def who_is(request: Request, address: str = Query(..., max_length=64),
+           at: datetime | None = None, port: int | None = Query(None, ge=0, le=65535),
+           who: Principal = VIEW) -> dict:
+    """Which client held `address` (and `port`) at time `at` (default: now)."""
+    when = at or utcnow()
+    return _run(request, lambda s, st: data.who_is(s, address, when, port))
+
+
+# --- intake ------------------------------------------------------------------
+
+@router.get("/intake/queue", tags=["intake"])
+def review_queue(request: Request, who: Principal = VIEW) -> list[dict]:
+    """Complaint events that could not be attributed or parsed and wait for a person."""
+    return _run(request, lambda s, st: data.review_queue(s))
+
+
+@router.post("/intake/events/{event_id}/assign", tags=["intake"])
+def intake_assign(request: Request, event_id: int, body: IntakeAssignIn,
+                  who: Principal = WORK) -> Any:
+    return _run(request, lambda s, st: data.intake_assign(s, who, event_id, body.client_id))
+
+
+@router.post("/intake/events/{event_id}/dismiss", tags=["intake"])
+def intake_dismiss(request: Request, event_id: int, body: IntakeDismissIn,
+                   who: Principal = WORK) -> Any:
+    return _run(request, lambda s, st: data.intake_dismiss(s, who, event_id, body.reason))
+
+
+# --- detection, reputation, accounting, policy, audit ------------------------
+
+@router.get("/mitigations", tags=["detection"])
+def mitigations(request: Request, who: Principal = VIEW) -> list[dict]:
+    return _run(request, lambda s, st: data.mitigations(s))
+
+
+@router.get("/listings", tags=["reputation"])
+def listings(request: Request, who: Principal = VIEW) -> list[dict]:
+    """Current DNSBL listings of our address space."""
+    return _run(request, lambda s, st: data.listings(s))
+
+
+@router.get("/accounting/asn-report", tags=["accounting"])
+def asn_report(request: Request, client_id: str | None = None,
+               month: str | None = Query(None, pattern=r"^\d{4}-\d{2}$"),
+               who: Principal = VIEW) -> Any:
+    """Per client x ASN 95th percentile against 10% of the CDR."""
+    return _run(request, lambda s, st: data.asn_report(s, st, client_id=client_id, month=month))
+
+
+@router.get("/policy/versions", tags=["policy"])
+def policy_versions(request: Request, who: Principal = VIEW) -> list[dict]:
+    return _run(request, lambda s, st: data.policy_versions(s))
+
+
+@router.get("/policy/clauses/{clause_id}", tags=["policy"])
+def clause_at(request: Request, clause_id: str, at: datetime | None = None,
+              who: Principal = VIEW) -> dict:
+    """The clause's text in the AUP version in force at `at` (default: now)."""
+    when = at or utcnow()
+    return _run(request, lambda s, st: data.clause_at(s, clause_id, when))
+
+
+@router.get("/audit/verify", tags=["audit"])
+def audit_verify(request: Request, who: Principal = AUDIT) -> dict:
+    """Walk the hash-chained audit log; `ok` false names the first broken row."""
+    return _run(request, lambda s, st: data.audit_verify(s))
+
+
+@router.get("/users", tags=["auth"])
+def users(request: Request, who: Principal = ADMIN) -> list[dict]:
+    def fetch(s, st):
+        return [{"name": u.name, "role": u.role, "disabled": u.disabled,
+                 "created_at": u.created_at.isoformat(),
+                 "last_login_at": u.last_login_at.isoformat() if u.last_login_at else None}
+                for u in auth.list_users(s)]
+    return _run(request, fetch)

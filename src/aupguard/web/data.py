@@ -1,0 +1,336 @@
+"""What the API and the console both show and do, with the access rules applied.
+
+Every function takes the caller (:class:`~aupguard.web.auth.Principal`) and
+returns plain JSON-safe data, so the REST API and the HTML pages cannot drift
+apart on who may see what: restricted (content.csam) cases are invisible to
+every role but legal, and their evidence is reduced to hashes and metadata
+for everyone, legal included.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from aupguard.errors import AupguardError
+from aupguard.web.auth import Principal
+from aupguard.web.stages import StageUnavailable, func, plain
+
+CLOSED_STATUSES = {"closed", "resolved", "terminated"}
+# Evidence fields that identify an item without revealing its content.
+HASH_ONLY_FIELDS = ("sha256", "hash", "digest", "size", "bytes", "kind", "type", "content_type",
+                    "received_at", "stored_at", "id", "evidence_id")
+
+
+class NotFound(AupguardError):
+    """The thing asked for does not exist (or the caller may not know it does)."""
+
+
+class Forbidden(AupguardError):
+    """The caller's role may not do this."""
+
+
+def restricted_clauses(settings) -> set[str]:
+    return set(getattr(settings.cases, "restricted_clauses", None) or ["content.csam"])
+
+
+def is_restricted(settings, item: dict[str, Any]) -> bool:
+    return bool(item.get("restricted")) or item.get("clause_id") in restricted_clauses(settings)
+
+
+def hashes_only(evidence: Any) -> list[dict[str, Any]]:
+    items = evidence if isinstance(evidence, list) else [evidence] if evidence else []
+    out = []
+    for item in items:
+        if isinstance(item, dict):
+            out.append({k: item[k] for k in HASH_ONLY_FIELDS if k in item})
+        else:
+            out.append({"note": "withheld"})
+    return out
+
+
+def _restrict_incident(settings, row: dict[str, Any]) -> dict[str, Any]:
+    if not is_restricted(settings, row):
+        return row
+    row = dict(row)
+    row["evidence"] = hashes_only(row.get("evidence"))
+    for key in ("summary", "victim", "metrics"):
+        if key in row:
+            row[key] = "[restricted]" if isinstance(row[key], str) else {}
+    return row
+
+
+# --- cases -------------------------------------------------------------------
+
+def list_cases(session: Session, settings, who: Principal, *, status: str | None = None,
+               client_id: str | None = None, clause_id: str | None = None) -> list[dict]:
+    rows = func("cases", "list_cases")(session, status=status or None, client_id=client_id or None,
+                                       clause_id=clause_id or None,
+                                       restricted_ok=who.sees_restricted)
+    cases = [plain(r) for r in rows]
+    if not who.sees_restricted:  # defence in depth: never rely on the stage alone
+        cases = [c for c in cases if not is_restricted(settings, c)]
+    return cases
+
+
+def _case_row(session: Session, settings, who: Principal, case_id: int) -> dict[str, Any]:
+    row = func("cases", "get_case")(session, case_id)
+    if row is None:
+        raise NotFound(f"no case {case_id}")
+    case = plain(row)
+    if is_restricted(settings, case) and not who.sees_restricted:
+        raise Forbidden(f"case {case_id} is restricted: only the legal role may open it")
+    return case
+
+
+def get_case(session: Session, settings, who: Principal, case_id: int) -> dict[str, Any]:
+    return _case_row(session, settings, who, case_id)
+
+
+def case_timeline(session: Session, settings, who: Principal, case_id: int) -> list[dict]:
+    _case_row(session, settings, who, case_id)
+    return [plain(e) for e in func("cases", "timeline")(session, case_id)]
+
+
+def case_incidents(session: Session, settings, who: Principal, case_id: int) -> list[dict]:
+    from sqlalchemy import select
+
+    from aupguard.incidents import IncidentRow
+
+    case = _case_row(session, settings, who, case_id)
+    rows = session.execute(select(IncidentRow).where(IncidentRow.case_id == case_id)
+                           .order_by(IncidentRow.first_seen)).scalars()
+    out = [plain(r) for r in rows]
+    if is_restricted(settings, case):
+        out = [dict(_restrict_incident(settings, {**r, "restricted": True})) for r in out]
+    return out
+
+
+def notice_preview(session: Session, settings, who: Principal, case_id: int) -> dict[str, Any]:
+    _case_row(session, settings, who, case_id)
+    to, cc, subject, body = func("cases", "preview_notice")(session, settings, case_id)
+    return {"to": plain(to), "cc": plain(cc), "subject": str(subject), "body": str(body)}
+
+
+def case_action(session: Session, settings, who: Principal, case_id: int, action: str,
+                **args: Any) -> dict[str, Any]:
+    """Run one case action as the caller; returns the case afterwards."""
+    _case_row(session, settings, who, case_id)
+    actor = who.actor
+    if action == "note":
+        func("cases", "add_note")(session, case_id, args["text"], actor)
+    elif action == "status":
+        func("cases", "set_status")(session, case_id, args["status"], actor, note=args.get("note", ""))
+    elif action == "assign":
+        func("cases", "assign")(session, case_id, args["owner"], actor)
+    elif action == "notify":
+        func("cases", "send_notice")(session, settings, case_id, actor)
+    elif action == "escalate":
+        func("cases", "escalate")(session, settings, case_id, actor)
+    elif action == "report":
+        func("cases", "record_mandatory_report")(session, case_id, args["authority"],
+                                                 args["report_id"], args["at"], actor)
+    else:  # pragma: no cover - routes only pass the names above
+        raise ValueError(f"unknown case action {action!r}")
+    session.flush()
+    return plain(func("cases", "get_case")(session, case_id))
+
+
+def strikes(session: Session, client_id: str) -> Any:
+    return plain(func("cases", "strikes")(session, client_id))
+
+
+# --- incidents ---------------------------------------------------------------
+
+def list_incidents(session: Session, settings, who: Principal, *, status: str | None = None,
+                   client_id: str | None = None, clause_id: str | None = None,
+                   since: datetime | None = None, limit: int = 500) -> list[dict]:
+    from aupguard import incidents
+
+    rows = incidents.list_incidents(session, status=status or None, client_id=client_id or None,
+                                    clause_id=clause_id or None, since=since, limit=limit)
+    out = []
+    for row in rows:
+        item = plain(row)
+        if is_restricted(settings, item):
+            if not who.sees_restricted:
+                continue
+            item = _restrict_incident(settings, item)
+        out.append(item)
+    return out
+
+
+def get_incident(session: Session, settings, who: Principal, incident_id: int) -> dict[str, Any]:
+    from aupguard import incidents
+
+    row = incidents.get(session, incident_id)
+    if row is None:
+        raise NotFound(f"no incident {incident_id}")
+    item = plain(row)
+    if is_restricted(settings, item):
+        if not who.sees_restricted:
+            raise Forbidden(f"incident {incident_id} is restricted: only the legal role may open it")
+        item = _restrict_incident(settings, item)
+    return item
+
+
+# --- registry ----------------------------------------------------------------
+
+def list_clients(session: Session) -> list[dict]:
+    return [plain(c) for c in func("registry", "list_clients")(session)]
+
+
+def client_detail(session: Session, settings, who: Principal, client_id: str) -> dict[str, Any]:
+    client = func("registry", "get_client")(session, client_id)
+    if client is None:
+        raise NotFound(f"no client {client_id!r}")
+    out: dict[str, Any] = {"client": plain(client), "missing": []}
+    try:
+        out["chain"] = [plain(c) for c in func("registry", "reseller_chain")(session, client_id)]
+    except StageUnavailable:
+        out["chain"] = []
+    try:
+        index = func("registry", "load_index")(session)
+        out["prefixes"] = plain(index.client_prefixes(client_id))
+    except (StageUnavailable, AttributeError):
+        out["prefixes"] = None
+        out["missing"].append("assignments")
+    try:
+        out["cases"] = list_cases(session, settings, who, client_id=client_id)
+    except StageUnavailable:
+        out["cases"] = None
+        out["missing"].append("cases")
+    try:
+        out["strikes"] = strikes(session, client_id)
+    except StageUnavailable:
+        out["strikes"] = None
+        out["missing"].append("strikes")
+    try:
+        out["asn_report"] = asn_report(session, settings, client_id=client_id)
+    except StageUnavailable:
+        out["asn_report"] = None
+        out["missing"].append("per-ASN report")
+    out["incidents"] = list_incidents(session, settings, who, client_id=client_id, limit=50)
+    return out
+
+
+def who_is(session: Session, address: str, at: datetime, port: int | None) -> dict[str, Any]:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        raise AupguardError(f"{address!r} is not an IP address") from None
+    index = func("registry", "load_index")(session)
+    return plain(index.who(address, at, port))
+
+
+# --- intake ------------------------------------------------------------------
+
+def review_queue(session: Session) -> list[dict]:
+    return [plain(e) for e in func("intake", "review_queue")(session)]
+
+
+def intake_assign(session: Session, who: Principal, event_id: int, client_id: str) -> Any:
+    return plain(func("intake", "assign_event")(session, event_id, client_id, who.actor))
+
+
+def intake_dismiss(session: Session, who: Principal, event_id: int, reason: str) -> Any:
+    return plain(func("intake", "dismiss_event")(session, event_id, who.actor, reason))
+
+
+# --- detection, reputation, accounting, policy ------------------------------
+
+def mitigations(session: Session) -> list[dict]:
+    mod_fn = None
+    for name in ("list_mitigations", "active_mitigations", "list_orders"):
+        try:
+            mod_fn = func("mitigate", name)
+            break
+        except StageUnavailable:
+            continue
+    if mod_fn is None:
+        raise StageUnavailable("mitigate", "list_mitigations")
+    return [plain(m) for m in mod_fn(session)]
+
+
+def listings(session: Session) -> list[dict]:
+    return [plain(x) for x in func("reputation", "current_listings")(session)]
+
+
+def asn_report(session: Session, settings, *, client_id: str | None = None,
+               month: str | None = None) -> Any:
+    fn = func("accounting", "asn_report")
+    kwargs: dict[str, Any] = {}
+    if client_id:
+        kwargs["client_id"] = client_id
+    if month:
+        kwargs["month"] = month
+    return plain(fn(session, **kwargs))
+
+
+def policy_versions(session: Session) -> list[dict]:
+    for name in ("list_versions", "versions"):
+        try:
+            return [plain(v) for v in func("policy", name)(session)]
+        except StageUnavailable:
+            continue
+    raise StageUnavailable("policy", "list_versions")
+
+
+def clause_at(session: Session, clause_id: str, at: datetime) -> dict[str, Any]:
+    clause = func("policy", "clause_at")(session, clause_id, at)
+    if clause is None:
+        raise NotFound(f"no clause {clause_id!r} in force at {at.isoformat()}")
+    return plain(clause)
+
+
+def audit_verify(session: Session) -> dict[str, Any]:
+    from aupguard.store import audit
+
+    result = audit.verify(session)
+    return {"ok": result.ok, "checked": result.checked, "broken_at": result.broken_at,
+            "reason": result.reason}
+
+
+# --- dashboard ---------------------------------------------------------------
+
+def dashboard(session: Session, settings, who: Principal, days: int = 14,
+              now: datetime | None = None) -> dict[str, Any]:
+    now = now or datetime.now(timezone.utc)
+    since = (now - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    out: dict[str, Any] = {"missing": []}
+    try:
+        cases = list_cases(session, settings, who)
+        open_cases = [c for c in cases if c.get("status") not in CLOSED_STATUSES]
+        out["open_by_clause"] = Counter(c.get("clause_id", "?") for c in open_cases).most_common()
+        out["open_cases"] = len(open_cases)
+    except StageUnavailable:
+        out["open_by_clause"], out["open_cases"] = None, None
+        out["missing"].append("cases")
+    incidents = list_incidents(session, settings, who, since=since, limit=100_000)
+    per_day = Counter(i["last_seen"][:10] for i in incidents if i.get("last_seen"))
+    out["incidents_per_day"] = [((since + timedelta(days=d)).date().isoformat(),
+                                 per_day.get((since + timedelta(days=d)).date().isoformat(), 0))
+                                for d in range(days)]
+    out["top_clients"] = Counter(i["client_id"] for i in incidents
+                                 if i.get("client_id")).most_common(10)
+    out["unattributed"] = sum(1 for i in incidents if not i.get("client_id"))
+    out["flow_rate"] = flow_rate()
+    return out
+
+
+def flow_rate() -> dict[str, Any] | None:
+    """The collector's live flow rate, when the flows stage exposes one."""
+    for name in ("live_flow_rate", "flow_rate", "current_rate"):
+        try:
+            value = func("flows", name)()
+        except StageUnavailable:
+            continue
+        except Exception:  # a live gauge must never break the dashboard
+            return None
+        return plain(value) if not isinstance(value, (int, float)) else {"flows_per_s": value}
+    return None
