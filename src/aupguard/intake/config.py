@@ -73,6 +73,10 @@ class IntakeSettings(BaseModel):
                             "attributed event opens an incident without review.")
     default_trust: int = Field(default=50, ge=0, le=100,
                                description="Trust of reporters not listed in intake.reporters.")
+    answer_auto_submitted: bool = Field(
+        default=True, description="Acknowledge complaints marked Auto-Submitted too (most "
+        "abuse reports are generated; RFC 3834 advises against auto-replies, so list the "
+        "reporters that want none in intake.reporters with acknowledge = false).")
     ack_from: str = Field(default="abuse@localhost",
                           description="From address of acknowledgements and requests.")
     reporters: list[ReporterRule] = Field(

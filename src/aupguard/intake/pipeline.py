@@ -1,0 +1,279 @@
+"""From raw bytes to stored, attributed events: the one path every receiver uses.
+
+``prepare`` (no database) stores the raw message content-addressed, then
+parses it; ``commit`` writes a batch of prepared messages in one transaction:
+message rows, de-duplication, attribution, incidents, replies, audit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from aupguard.incidents import Finding, report
+from aupguard.intake.attribution import Outcome, attribute
+from aupguard.intake.events import ComplaintEvent
+from aupguard.intake.mime import Complaint, Limits, parse_complaint
+from aupguard.intake.models import EventRow, MessageRow
+from aupguard.intake.parsers import ParseContext, parse
+from aupguard.intake.parsers.shadowserver import load_catalogue
+from aupguard.intake.rawstore import RawStore
+from aupguard.intake.reporters import queue_reply, rule_for, should_reply
+from aupguard.store import audit
+from aupguard.store.types import utcnow
+
+
+@dataclass
+class Prepared:
+    sha256: str
+    raw_ref: str
+    size: int
+    content_hash: str
+    complaint: Complaint
+    parser: str
+    events: list[ComplaintEvent]
+    errors: list[str]
+    source: str
+    received_at: datetime
+
+
+@dataclass
+class Ingested:
+    message_id: int
+    reference: str
+    status: str
+    parser: str
+    event_ids: list[int] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def content_hash(raw: bytes) -> str:
+    """Hash of the body only: a complaint re-sent through other relays hashes the same."""
+    for sep in (b"\r\n\r\n", b"\n\n"):
+        head, found, body = raw.partition(sep)
+        if found:
+            return hashlib.sha256(body).hexdigest()
+    return hashlib.sha256(raw).hexdigest()
+
+
+def finding_for(session: Session, row: EventRow, reference: str, raw_ref: str) -> Finding:
+    """The incident finding for an attributed event (key per reporter + event)."""
+    chain: list[str] = []
+    if row.client_id:
+        try:
+            from aupguard.registry import reseller_chain
+
+            chain = [c.id for c in reseller_chain(session, row.client_id)]
+        except Exception:  # noqa: BLE001 - chain is advisory; the client is what counts
+            chain = [row.client_id]
+    row.reseller_chain = chain
+    offender = row.ip + (f":{row.port}" if row.port else "") if row.ip else ""
+    return Finding(
+        source="complaint", rule=row.parser, clause_id=row.clause_id,
+        key=f"complaint:{row.dedupe_key or f'event:{row.id}'}", first_seen=row.time,
+        last_seen=row.time,
+        client_id=row.client_id, offender=offender, victim="",
+        summary=f"{row.category} reported by {row.reporter or 'unknown reporter'} "
+                f"about {offender} (ref {reference})"[:1000],
+        metrics={"reseller_chain": chain, "reporter": row.reporter},
+        evidence=[{"kind": "complaint", "reference": reference, "event_id": row.id,
+                   "raw_ref": raw_ref, "excerpt": row.excerpt[:500]}],
+        peak=1.0)
+
+
+class Intake:
+    """The intake pipeline for one configuration and store."""
+
+    def __init__(self, settings, store, *, index_ttl: float = 10.0):
+        self.settings = settings
+        self.config = settings.intake
+        self.store = store
+        self.limits = Limits.from_settings(self.config)
+        self.raw = RawStore(Path(settings.data_dir) / "intake")
+        self.catalogue = load_catalogue(self.config.shadowserver_catalogue)
+        self.index_ttl = index_ttl
+        self._index = None
+        self._index_at = 0.0
+
+    # -- parsing (no database) -------------------------------------------------------------
+    def prepare(self, raw: bytes, *, source: str = "smtp", filename: str = "",
+                received_at: datetime | None = None) -> Prepared:
+        sha, ref = self.raw.put(raw)  # durable before anything can fail
+        complaint = parse_complaint(raw, self.limits, filename)
+        ctx = ParseContext(excerpt_chars=self.config.excerpt_chars,
+                           max_events=self.config.max_events_per_message,
+                           shadowserver_catalogue=self.catalogue,
+                           xarf_schema_dir=self.config.xarf_schema_dir,
+                           errors=list(complaint.errors))
+        parser, events = parse(complaint, ctx)
+        return Prepared(sha, ref, len(raw), content_hash(raw), complaint, parser, events,
+                        ctx.errors, source, received_at or utcnow())
+
+    # -- attribution index -----------------------------------------------------------------
+    def index(self, session: Session):
+        now = time.monotonic()
+        if self._index is None or now - self._index_at > self.index_ttl:
+            from aupguard.registry import load_index
+
+            self._index = load_index(session)
+            self._index_at = now
+        return self._index
+
+    def refresh_index(self) -> None:
+        self._index = None
+
+    # -- storing ---------------------------------------------------------------------------
+    def ingest(self, raw: bytes, **kwargs) -> Ingested:
+        prepared = self.prepare(raw, **kwargs)
+        with self.store.session() as session:
+            return self.commit(session, [prepared])[0]
+
+    def ingest_many(self, raws, batch: int = 200, **kwargs) -> list[Ingested]:
+        results: list[Ingested] = []
+        pending: list[Prepared] = []
+        for item in raws:
+            data, filename = item if isinstance(item, tuple) else (item, "")
+            pending.append(self.prepare(data, filename=filename, **kwargs))
+            if len(pending) >= batch:
+                with self.store.session() as session:
+                    results.extend(self.commit(session, pending))
+                pending = []
+        if pending:
+            with self.store.session() as session:
+                results.extend(self.commit(session, pending))
+        return results
+
+    def commit(self, session: Session, batch: list[Prepared]) -> list[Ingested]:
+        index = self.index(session)
+        tolerance = timedelta(hours=self.config.time_tolerance_hours)
+        all_events = [e for p in batch for e in p.events]
+        outcomes = attribute(index, all_events, tolerance) if all_events else []
+        results, offset = [], 0
+        for prepared in batch:
+            mine = outcomes[offset:offset + len(prepared.events)]
+            offset += len(prepared.events)
+            results.append(self._commit_one(session, prepared, mine))
+        return results
+
+    def _commit_one(self, session: Session, p: Prepared, outcomes: list[Outcome]) -> Ingested:
+        c = p.complaint
+        sender = c.sender or next((e.reporter for e in p.events if e.reporter), "")
+        rule = rule_for(self.config, sender)
+        trust = rule.trust if rule else self.config.default_trust
+        reference = f"AUP-{p.received_at:%Y%m%d}-{uuid.uuid4().hex[:8].upper()}"
+        message = MessageRow(
+            reference=reference, sha256=p.sha256, content_hash=p.content_hash,
+            raw_ref=p.raw_ref, size=p.size, received_at=p.received_at, source=p.source,
+            reporter=sender, message_id=c.header("Message-ID")[:500], subject=c.subject,
+            parser=p.parser, error="\n".join(p.errors)[:20000], trust=trust)
+        earlier = session.execute(
+            select(MessageRow.id).where(MessageRow.reporter == sender,
+                                        MessageRow.content_hash == p.content_hash,
+                                        MessageRow.status != "duplicate")
+            .order_by(MessageRow.id).limit(1)).scalar()
+        if earlier is not None:
+            message.status, message.duplicate_of = "duplicate", earlier
+            session.add(message)
+            session.flush()
+            audit.record(session, "intake", "intake.duplicate", "intake_message", message.id,
+                         after={"reference": reference, "duplicate_of": earlier})
+            return Ingested(message.id, reference, "duplicate", p.parser, [], p.errors)
+        if not p.events:
+            message.status = "failed" if p.errors else "empty"
+        else:
+            message.status = "partial" if p.errors else "parsed"
+        message.event_count = len(p.events)
+        session.add(message)
+        session.flush()
+        event_ids = self._store_events(session, message, p, outcomes, trust)
+        audit.record(session, "intake", "intake.receive", "intake_message", message.id,
+                     after={"reference": reference, "sha256": p.sha256, "parser": p.parser,
+                            "status": message.status, "events": len(event_ids),
+                            "reporter": sender})
+        if should_reply(self.config, rule, c.reply_to, c.header("Auto-Submitted")):
+            queue_reply(session, self.config, reference=reference, reply_to=c.reply_to,
+                        subject=c.subject, message_id=c.header("Message-ID"),
+                        events=p.events, at=p.received_at)
+        return Ingested(message.id, reference, message.status, p.parser, event_ids, p.errors)
+
+    def _store_events(self, session, message, p: Prepared, outcomes, trust) -> list[int]:
+        window = timedelta(hours=self.config.dedupe_window_hours)
+        reporter = message.reporter
+        keys = [self._dedupe_key(reporter, e) for e in p.events]
+        known: dict[str, list[EventRow]] = {}
+        wanted = sorted({k for k in keys if k})
+        for chunk_start in range(0, len(wanted), 500):
+            chunk = wanted[chunk_start:chunk_start + 500]
+            for row in session.execute(select(EventRow).where(
+                    EventRow.dedupe_key.in_(chunk), EventRow.status != "duplicate")).scalars():
+                known.setdefault(row.dedupe_key, []).append(row)
+        rows: list[EventRow] = []
+        twins: dict[int, EventRow] = {}
+        now = utcnow()
+        for event, outcome, key in zip(p.events, outcomes, keys):
+            status, reason = outcome.status, outcome.reason
+            if status == "attributed" and trust < self.config.auto_trust:
+                status, reason = "review", f"reporter trust {trust} below intake.auto_trust"
+            row = EventRow(
+                message_id=message.id, ip=event.ip, port=event.port, time=event.time,
+                time_uncertainty=event.time_uncertainty, category=event.category,
+                clause_id=event.clause_id, parser=event.parser,
+                reporter=(event.reporter or reporter)[:254], url=event.url,
+                domain=event.domain, excerpt=event.excerpt, extra=event.extra,
+                client_id=outcome.client_id, candidates=outcome.candidates,
+                reseller_chain=[], status=status, review_reason=reason, dedupe_key=key,
+                created_at=now)
+            twin = self._twin(known.get(key, []), event, window) if key else None
+            if twin is not None:
+                row.status = "duplicate"
+                twins[len(rows)] = twin
+            elif key:
+                known.setdefault(key, []).append(row)
+            rows.append(row)
+        session.add_all(rows)
+        session.flush()
+        for position, row in enumerate(rows):
+            twin = twins.get(position)
+            if twin is not None:
+                row.duplicate_of = twin.id
+                row.client_id = row.client_id or twin.client_id
+                if twin.incident_id is not None:
+                    row.incident_id = twin.incident_id
+                    self._grow_incident(session, row, message.reference, p.raw_ref)
+            elif row.status == "attributed":
+                self._open_incident(session, row, message.reference, p.raw_ref)
+        return [r.id for r in rows]
+
+    @staticmethod
+    def _dedupe_key(reporter: str, event: ComplaintEvent) -> str:
+        if event.ip is None:
+            return ""
+        return f"{reporter.lower()}|{event.ip}|{event.port or ''}|{event.category}"[:500]
+
+    @staticmethod
+    def _twin(candidates: list[EventRow], event: ComplaintEvent, window: timedelta):
+        if event.time is None:
+            return None
+        for row in candidates:
+            if row.time is not None and abs(row.time - event.time) <= window:
+                return row
+        return None
+
+    def _open_incident(self, session, row: EventRow, reference: str, raw_ref: str) -> None:
+        incident = report(session, finding_for(session, row, reference, raw_ref),
+                          actor="intake")
+        row.incident_id = incident.id
+
+    def _grow_incident(self, session, row: EventRow, reference: str, raw_ref: str) -> None:
+        if row.time is None:
+            return
+        incident = report(session, finding_for(session, row, reference, raw_ref),
+                          actor="intake")
+        row.incident_id = incident.id
