@@ -94,6 +94,12 @@ def case_incidents(request: Request, case_id: int, who: Principal = VIEW) -> lis
     return _run(request, lambda s, st: data.case_incidents(s, st, who, case_id))
 
 
+@router.get("/cases/{case_id}/evidence", tags=["cases"])
+def case_evidence(request: Request, case_id: int, who: Principal = VIEW) -> list[dict]:
+    """Evidence items: SHA-256, kind, size, legal hold (never the content)."""
+    return _run(request, lambda s, st: data.case_evidence(s, st, who, case_id))
+
+
 @router.get("/cases/{case_id}/notice", tags=["cases"])
 def notice_preview(request: Request, case_id: int, who: Principal = VIEW) -> dict:
     """The notice that `notify` would send now: recipients, subject, body."""
@@ -180,7 +186,7 @@ def who_is(request: Request, address: str = Query(..., max_length=64),
 @router.get("/intake/queue", tags=["intake"])
 def review_queue(request: Request, who: Principal = VIEW) -> list[dict]:
     """Complaint events that could not be attributed or parsed and wait for a person."""
-    return _run(request, lambda s, st: data.review_queue(s))
+    return _run(request, lambda s, st: data.review_queue(s, st, who))
 
 
 @router.post("/intake/events/{event_id}/assign", tags=["intake"])
@@ -200,6 +206,12 @@ def intake_dismiss(request: Request, event_id: int, body: IntakeDismissIn,
 @router.get("/mitigations", tags=["detection"])
 def mitigations(request: Request, who: Principal = VIEW) -> list[dict]:
     return _run(request, lambda s, st: data.mitigations(s))
+
+
+@router.get("/orders", tags=["cases"])
+def enforcement_orders(request: Request, who: Principal = VIEW) -> list[dict]:
+    """Enforcement orders (port-25 block, rate limit, suspension, termination) from escalation."""
+    return _run(request, lambda s, st: data.enforcement_orders(s, st, who))
 
 
 @router.get("/listings", tags=["reputation"])

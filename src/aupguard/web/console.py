@@ -181,7 +181,9 @@ def case_page(request: Request, case_id: int, who: Principal = VIEW) -> HTMLResp
         case = data.get_case(s, st, who, case_id)
         page = {"case": case, "restricted": data.is_restricted(st, case),
                 "timeline": data.case_timeline(s, st, who, case_id),
-                "incidents": data.case_incidents(s, st, who, case_id)}
+                "incidents": data.case_incidents(s, st, who, case_id),
+                "evidence": data.case_evidence(s, st, who, case_id),
+                **data.case_extras(s, st, who, case_id)}
         try:
             page["notice"] = data.notice_preview(s, st, who, case_id)
             page["notice_error"] = ""
@@ -279,7 +281,7 @@ def client_page(request: Request, client_id: str, who: Principal = VIEW) -> HTML
 
 @router.get("/intake", response_class=HTMLResponse)
 def intake_page(request: Request, who: Principal = VIEW) -> HTMLResponse:
-    events = _in_tx(request, lambda s, st: data.review_queue(s))
+    events = _in_tx(request, lambda s, st: data.review_queue(s, st, who))
     return render(request, "intake.html", who, events=events, can_work=who.holds(Perm.WORK))
 
 
@@ -307,9 +309,19 @@ def intake_dismiss(request: Request, event_id: int, reason: str = Form("", max_l
 
 @router.get("/mitigations", response_class=HTMLResponse)
 def mitigations_page(request: Request, who: Principal = VIEW) -> HTMLResponse:
-    rows = _in_tx(request, lambda s, st: data.mitigations(s))
-    return render(request, "table.html", who, title="Mitigations", rows=rows,
-                  empty="No mitigations in force.")
+    def load(s, st):
+        page: dict[str, Any] = {}
+        try:
+            page["bgp"] = data.mitigations(s)
+        except StageUnavailable:
+            page["bgp"] = None
+        try:
+            page["orders"] = data.enforcement_orders(s, st, who)
+        except StageUnavailable:
+            page["orders"] = None
+        return page
+
+    return render(request, "mitigations.html", who, **_in_tx(request, load))
 
 
 @router.get("/listings", response_class=HTMLResponse)

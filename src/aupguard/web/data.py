@@ -69,7 +69,7 @@ def list_cases(session: Session, settings, who: Principal, *, status: str | None
                client_id: str | None = None, clause_id: str | None = None) -> list[dict]:
     rows = func("cases", "list_cases")(session, status=status or None, client_id=client_id or None,
                                        clause_id=clause_id or None,
-                                       restricted_ok=who.sees_restricted)
+                                       restricted_ok=who.sees_restricted, settings=settings)
     cases = [plain(r) for r in rows]
     if not who.sees_restricted:  # defence in depth: never rely on the stage alone
         cases = [c for c in cases if not is_restricted(settings, c)]
@@ -77,7 +77,7 @@ def list_cases(session: Session, settings, who: Principal, *, status: str | None
 
 
 def _case_row(session: Session, settings, who: Principal, case_id: int) -> dict[str, Any]:
-    row = func("cases", "get_case")(session, case_id)
+    row = func("cases", "get_case")(session, case_id, settings=settings)
     if row is None:
         raise NotFound(f"no case {case_id}")
     case = plain(row)
@@ -111,8 +111,35 @@ def case_incidents(session: Session, settings, who: Principal, case_id: int) -> 
 
 def notice_preview(session: Session, settings, who: Principal, case_id: int) -> dict[str, Any]:
     _case_row(session, settings, who, case_id)
-    to, cc, subject, body = func("cases", "preview_notice")(session, settings, case_id)
-    return {"to": plain(to), "cc": plain(cc), "subject": str(subject), "body": str(body)}
+    preview = func("cases", "preview_notice")(session, settings, case_id)
+    if isinstance(preview, tuple):  # the (to, cc, subject, body) shape of the first draft
+        to, cc, subject, body = preview
+        return {"to": plain(to), "cc": plain(cc), "subject": str(subject), "body": str(body)}
+    out = plain(preview)
+    out["body"], out["subject"] = str(out.get("body", "")), str(out.get("subject", ""))
+    return out
+
+
+def case_evidence(session: Session, settings, who: Principal, case_id: int) -> list[dict]:
+    """Evidence items of the case as hashes and metadata (the cases stage never returns content)."""
+    _case_row(session, settings, who, case_id)
+    return [plain(e) for e in func("cases", "case_evidence")(session, settings, case_id)]
+
+
+def case_extras(session: Session, settings, who: Principal, case_id: int) -> dict[str, Any]:
+    """Enforcement orders, mandatory reports and allowed status moves of a case."""
+    case = _case_row(session, settings, who, case_id)
+    out: dict[str, Any] = {}
+    for key, name in (("orders", "orders"), ("reports", "mandatory_reports")):
+        try:
+            out[key] = [plain(x) for x in func("cases", name)(session, case_id=case_id)]
+        except StageUnavailable:
+            out[key] = None
+    try:
+        out["next_statuses"] = list(func("cases", "TRANSITIONS").get(case.get("status"), ()))
+    except StageUnavailable:
+        out["next_statuses"] = []
+    return out
 
 
 def case_action(session: Session, settings, who: Principal, case_id: int, action: str,
@@ -132,15 +159,16 @@ def case_action(session: Session, settings, who: Principal, case_id: int, action
         func("cases", "escalate")(session, settings, case_id, actor)
     elif action == "report":
         func("cases", "record_mandatory_report")(session, case_id, args["authority"],
-                                                 args["report_id"], args["at"], actor)
+                                                 args["report_id"], args["at"], actor,
+                                                 settings=settings)
     else:  # pragma: no cover - routes only pass the names above
         raise ValueError(f"unknown case action {action!r}")
     session.flush()
-    return plain(func("cases", "get_case")(session, case_id))
+    return plain(func("cases", "get_case")(session, case_id, settings=settings))
 
 
-def strikes(session: Session, client_id: str) -> Any:
-    return plain(func("cases", "strikes")(session, client_id))
+def strikes(session: Session, settings, client_id: str) -> Any:
+    return plain(func("cases", "strikes")(session, client_id, settings=settings))
 
 
 # --- incidents ---------------------------------------------------------------
@@ -193,10 +221,10 @@ def client_detail(session: Session, settings, who: Principal, client_id: str) ->
     except StageUnavailable:
         out["chain"] = []
     try:
-        index = func("registry", "load_index")(session)
-        out["prefixes"] = plain(index.client_prefixes(client_id))
-    except (StageUnavailable, AttributeError):
-        out["prefixes"] = None
+        out["assignments"] = [plain(a) for a in
+                              func("registry", "list_assignments")(session, client_id=client_id)]
+    except StageUnavailable:
+        out["assignments"] = None
         out["missing"].append("assignments")
     try:
         out["cases"] = list_cases(session, settings, who, client_id=client_id)
@@ -204,7 +232,7 @@ def client_detail(session: Session, settings, who: Principal, client_id: str) ->
         out["cases"] = None
         out["missing"].append("cases")
     try:
-        out["strikes"] = strikes(session, client_id)
+        out["strikes"] = strikes(session, settings, client_id)
     except StageUnavailable:
         out["strikes"] = None
         out["missing"].append("strikes")
@@ -213,6 +241,10 @@ def client_detail(session: Session, settings, who: Principal, client_id: str) ->
     except StageUnavailable:
         out["asn_report"] = None
         out["missing"].append("per-ASN report")
+    try:
+        out["listings"] = listings(session, client_id=client_id)
+    except StageUnavailable:
+        out["listings"] = None
     out["incidents"] = list_incidents(session, settings, who, client_id=client_id, limit=50)
     return out
 
@@ -230,8 +262,19 @@ def who_is(session: Session, address: str, at: datetime, port: int | None) -> di
 
 # --- intake ------------------------------------------------------------------
 
-def review_queue(session: Session) -> list[dict]:
-    return [plain(e) for e in func("intake", "review_queue")(session)]
+def review_queue(session: Session, settings, who: Principal) -> list[dict]:
+    """Complaint events waiting for a person; restricted clauses: legal only, hashes only."""
+    out = []
+    for event in func("intake", "review_queue")(session):
+        item = plain(event)
+        if is_restricted(settings, item):
+            if not who.sees_restricted:
+                continue
+            for key in ("url", "excerpt", "domain", "extra"):
+                if key in item:
+                    item[key] = "[restricted]" if isinstance(item[key], str) else {}
+        out.append(item)
+    return out
 
 
 def intake_assign(session: Session, who: Principal, event_id: int, client_id: str) -> Any:
@@ -242,11 +285,21 @@ def intake_dismiss(session: Session, who: Principal, event_id: int, reason: str)
     return plain(func("intake", "dismiss_event")(session, event_id, who.actor, reason))
 
 
+def enforcement_orders(session: Session, settings, who: Principal) -> list[dict]:
+    """Restriction / suspension / termination orders issued by case escalation."""
+    rows = [plain(o) for o in func("cases", "orders")(session)]
+    if who.sees_restricted:
+        return rows
+    visible = {c["id"] for c in list_cases(session, settings, who)}
+    return [o for o in rows if o.get("case_id") in visible]
+
+
 # --- detection, reputation, accounting, policy ------------------------------
 
 def mitigations(session: Session) -> list[dict]:
+    """BGP mitigations (RTBH / FlowSpec) announced by the detection stage."""
     mod_fn = None
-    for name in ("list_mitigations", "active_mitigations", "list_orders"):
+    for name in ("list_mitigations", "active_mitigations", "mitigations"):
         try:
             mod_fn = func("mitigate", name)
             break
@@ -257,8 +310,10 @@ def mitigations(session: Session) -> list[dict]:
     return [plain(m) for m in mod_fn(session)]
 
 
-def listings(session: Session) -> list[dict]:
-    return [plain(x) for x in func("reputation", "current_listings")(session)]
+def listings(session: Session, client_id: str | None = None) -> list[dict]:
+    fn = func("reputation", "current_listings")
+    rows = fn(session, client_id=client_id) if client_id else fn(session)
+    return [plain(x) for x in rows]
 
 
 def asn_report(session: Session, settings, *, client_id: str | None = None,
@@ -273,7 +328,7 @@ def asn_report(session: Session, settings, *, client_id: str | None = None,
 
 
 def policy_versions(session: Session) -> list[dict]:
-    for name in ("list_versions", "versions"):
+    for name in ("versions", "list_versions"):
         try:
             return [plain(v) for v in func("policy", name)(session)]
         except StageUnavailable:

@@ -18,15 +18,17 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-STAGES = {
-    "cases": "aupguard.cases.service",
-    "intake": "aupguard.intake",
-    "registry": "aupguard.registry",
-    "policy": "aupguard.policy",
-    "mitigate": "aupguard.detect.mitigate",
-    "reputation": "aupguard.reputation",
-    "accounting": "aupguard.accounting",
-    "flows": "aupguard.flows",
+# Each stage's public API, as (module, ...) in the order tried: a stage may
+# export from its package or keep the functions in a submodule.
+STAGES: dict[str, tuple[str, ...]] = {
+    "cases": ("aupguard.cases.service",),
+    "intake": ("aupguard.intake", "aupguard.intake.api"),
+    "registry": ("aupguard.registry",),
+    "policy": ("aupguard.policy",),
+    "mitigate": ("aupguard.detect.mitigate", "aupguard.detect"),
+    "reputation": ("aupguard.reputation", "aupguard.reputation.monitor"),
+    "accounting": ("aupguard.accounting", "aupguard.accounting.report"),
+    "flows": ("aupguard.flows", "aupguard.flows.collector"),
 }
 
 
@@ -40,26 +42,31 @@ class StageUnavailable(Exception):
                          (f" ({why})" if why else ""))
 
 
-def module(stage: str) -> ModuleType:
-    name = STAGES[stage]
-    try:
-        return importlib.import_module(name)
-    except ImportError as exc:
-        log.info("stage %s unavailable: %s", stage, exc)
-        raise StageUnavailable(stage, why=str(exc)) from None
+def _modules(stage: str) -> list[ModuleType]:
+    found, errors = [], []
+    for name in STAGES[stage]:
+        try:
+            found.append(importlib.import_module(name))
+        except ImportError as exc:
+            errors.append(str(exc))
+    if not found:
+        log.info("stage %s unavailable: %s", stage, "; ".join(errors))
+        raise StageUnavailable(stage, why=errors[0] if errors else "")
+    return found
 
 
 def func(stage: str, name: str):
-    """A stage's public function, or StageUnavailable."""
-    fn = getattr(module(stage), name, None)
-    if fn is None:
-        raise StageUnavailable(stage, name)
-    return fn
+    """A stage's public function (or constant), or StageUnavailable."""
+    for mod in _modules(stage):
+        fn = getattr(mod, name, None)
+        if fn is not None:
+            return fn
+    raise StageUnavailable(stage, name)
 
 
 def available(stage: str, name: str | None = None) -> bool:
     try:
-        func(stage, name) if name else module(stage)
+        func(stage, name) if name else _modules(stage)
     except StageUnavailable:
         return False
     return True
