@@ -169,12 +169,15 @@ class XarfParser:
         if category == "unknown":
             category = categorise(f"{report_type} {context}")
         when, zoned = parse_time(str(doc.get("date") or doc.get("first_seen") or ""))
+        # X-ARF "Port" is the attacked service (blocklist.de sends 80 for a forum bot), not
+        # the source port, so it must not narrow CGNAT attribution: kept as evidence only.
         return ComplaintEvent(
-            ip=ip, port=normalise_port(doc.get("port")), time=when, category=category,
+            ip=ip, port=None, time=when, category=category,
             parser="x-arf", excerpt=excerpt(part.text, ctx.excerpt_chars),
             time_uncertainty=0 if zoned else 14 * 3600, url=url[:2000],
             domain=str(doc.get("domain", ""))[:255],
-            extra={"version": str(doc.get("version", "")), "report_id":
+            extra={"destination_port": normalise_port(doc.get("port")),
+                   "version": str(doc.get("version", "")), "report_id":
                    str(doc.get("report-id", ""))[:200]})
 
     def _v3(self, doc: dict, part: Part, ctx: ParseContext) -> list[ComplaintEvent]:
