@@ -139,7 +139,7 @@ class Engine:
                 self.short.add(batch)
             if self.long_rules:
                 self.con.register("incoming", batch)
-                kept = self.con.execute(
+                kept = self.con.sql(
                     f"SELECT * FROM incoming WHERE {self._long_filter}").to_arrow_table()
                 self.con.unregister("incoming")
                 self.long.add(kept.cast(PREPARED_SCHEMA))
