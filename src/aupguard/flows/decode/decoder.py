@@ -426,14 +426,16 @@ class Decoder:
     def _decode_sets(self, t: Template, key: tuple, bodies: Sequence, ctx: dict[str, np.ndarray]
                      ) -> tuple[pa.RecordBatch | None, np.ndarray]:
         exp = key[0]
+        frames: list[bytes] | None = None
         if t.varlen:
-            chunks, counts = [], []
+            chunks, counts, frames = [], [], []
             for b in bodies:
-                packed, n, ok = split_varlen(t, memoryview(b), 1 << 20)
+                packed, n, ok, fr = split_varlen(t, memoryview(b), 1 << 20)
                 if not ok:
                     self.stats.error(exp, "varlen_truncated", "variable-length field runs past its set")
                 chunks.append(packed)
                 counts.append(n)
+                frames += fr
             per_set = np.asarray(counts, dtype=np.int64)
             data = b"".join(chunks)
         else:
@@ -453,6 +455,8 @@ class Decoder:
             self._read_options(t, key, recs)
             return None, per_set
         cols = self._flow_columns(t, key, recs, {k: v[rec_set] for k, v in ctx.items()})
+        if t.frame_field >= 0:
+            self._frame_columns(t, recs, frames, cols)
         self.stats.for_exporter(exp).records += n
         return make_batch(n, cols), per_set
 
@@ -473,6 +477,9 @@ class Decoder:
             if ie in cols:
                 rate = col(ie)
                 break
+        if rate is None and 310 in cols:          # samplingPopulation / samplingSize (RFC 5477)
+            size = col(309) if 309 in cols else np.ones(len(recs), dtype=np.uint64)
+            rate = np.where(size > 0, col(310) // np.maximum(size, 1), 0)
         if rate is None and 305 in cols:
             interval = col(305)
             space = col(306) if 306 in cols else np.zeros_like(interval)
@@ -512,7 +519,7 @@ class Decoder:
         if nh is not None:
             cols["next_hop"] = nh
         for name, ies in (("src_port", (7,)), ("dst_port", (11,)), ("proto", (4,)), ("tcp_flags", (6,)),
-                          ("in_if", (10,)), ("out_if", (14,)), ("src_as", (16,)), ("dst_as", (17,)),
+                          ("in_if", (10, 252)), ("out_if", (14, 253)), ("src_as", (16,)), ("dst_as", (17,)),
                           ("src_mask", (9, 29)), ("dst_mask", (13, 30)), ("direction", (61,))):
             for ie in ies:
                 if ie in c:
@@ -533,6 +540,29 @@ class Decoder:
         cols["start"], cols["end"] = self._times(t, key, recs, ctx)
         cols["exporter"] = self._exporter_column(exp, n)
         return cols
+
+    def _frame_columns(self, t: Template, recs: np.ndarray, frames: list[bytes] | None, cols: dict) -> None:
+        """IPFIX packet sampling (IE 315 dataLinkFrameSection): the flow is the sampled frame."""
+        if frames is None:
+            f = t.fields[t.frame_field]
+            offset = sum(x.length for x in t.fields[:t.frame_field])
+            raw = np.frombuffer(recs.tobytes(), dtype=np.uint8).reshape(len(recs), -1)[:, offset:offset + f.length]
+            frames = [bytes(r) for r in raw]
+        M, lens = sflow.frames_matrix(frames)
+        p = sflow.parse_frames(M, lens, np.ones(len(frames), dtype=np.int64))
+        ok = p["valid"]
+        if not ok.any():
+            return
+        for name in ("src_addr", "dst_addr"):
+            cols[name] = np.where(ok[:, None], p[name], cols[name]).astype(np.uint8)
+        for name in ("src_port", "dst_port", "proto", "tcp_flags"):
+            mine = cols.get(name)
+            cols[name] = np.where(ok, p[name], mine if mine is not None else 0)
+        if 312 in t.columns and 2 not in t.columns and 1 not in t.columns:
+            octets = as_uint(recs, *t.columns[312]).astype(np.int64)
+            packets = np.ones(len(recs), dtype=np.int64)
+            rate = cols["sampling_rate"]
+            cols.update(packets_raw=packets, bytes_raw=octets, packets=packets * rate, bytes=octets * rate)
 
     def _rates(self, t: Template, key: tuple, recs: np.ndarray, n: int) -> np.ndarray:
         """Sampling: override > in-record IE 34/50 > options by sampler id > domain-wide > default."""
@@ -582,6 +612,15 @@ class Decoder:
                     return init + rel
             return None
 
+        absolute = {150, 151, 152, 153, 154, 155, 156, 157, 158, 159}
+        if key[1] == 10 and (21 in c or 22 in c) and not absolute & c.keys() \
+                and (key[0], key[2]) not in self._sys_init:
+            # IPFIX uptime stamps but no systemInitTimeMilliseconds (yet): anchor the flow end at
+            # the export time and keep the duration (the best a collector can do without it).
+            first = as_uint(recs, *c[22]).astype(np.int64) if 22 in c else None
+            last = as_uint(recs, *c[21]).astype(np.int64) if 21 in c else first
+            first = last if first is None else first
+            return export_ms - signed32(last - first), export_ms
         start = one(152, 150, 154, 156, 158, 22)
         end = one(153, 151, 155, 157, 159, 21)
         if start is None and end is None:

@@ -176,27 +176,28 @@ def _flow_sample(data: bytes, pos: int, end: int, expanded: bool, ei: int, recei
             *s, gw, src_as, dst_as)
 
 
-def parse_headers(sm: Samples) -> dict[str, np.ndarray]:
-    """Vectorised L2/L3/L4 parse of every sampled header at once."""
-    n = sm.count
-    M = sm.headers
-    hl = sm.header_len
+def parse_frames(M: np.ndarray, hl: np.ndarray, kind: np.ndarray) -> dict[str, np.ndarray]:
+    """Vectorised L2/L3/L4 parse of sampled headers (rows of M, valid lengths hl).
+
+    kind per row: 1 Ethernet, 11 IPv4, 12 IPv6 (sFlow header protocol numbers).
+    """
+    n = len(M)
+    width = M.shape[1]
     rows = np.arange(n)
 
     def byte(off: np.ndarray) -> np.ndarray:
-        return M[rows, np.clip(off, 0, HEADER_BYTES - 1)].astype(np.int64)
+        return M[rows, np.clip(off, 0, width - 1)].astype(np.int64)
 
     def word(off: np.ndarray) -> np.ndarray:
         return (byte(off) << 8) | byte(off + 1)
 
     def take(off: np.ndarray, k: int) -> np.ndarray:
-        idx = np.clip(off[:, None] + np.arange(k), 0, HEADER_BYTES - 1)
+        idx = np.clip(off[:, None] + np.arange(k), 0, width - 1)
         return M[rows[:, None], idx]
 
-    eth = sm.header_proto == 1
+    eth = kind == 1
     off = np.where(eth, 14, 0)
-    etype = np.where(eth, word(np.full(n, 12)), np.where(sm.header_proto == 11, 0x0800,
-                                                         np.where(sm.header_proto == 12, 0x86DD, 0)))
+    etype = np.where(eth, word(np.full(n, 12)), np.where(kind == 11, 0x0800, np.where(kind == 12, 0x86DD, 0)))
     for _ in range(2):                           # 802.1Q / QinQ tags
         tagged = eth & np.isin(etype, (0x8100, 0x88A8, 0x9100))
         etype = np.where(tagged, word(off + 2), etype)
@@ -217,22 +218,38 @@ def parse_headers(sm: Samples) -> dict[str, np.ndarray]:
     dst = np.where(v4[:, None], v4_to_addr16(take(off + 16, 4)), take(off + 24, 16))
     ported = ipok & ~frag & np.isin(proto, (6, 17, 132)) & (l4 + 4 <= hl)
     icmp = ipok & ~frag & np.isin(proto, (1, 58)) & (l4 + 2 <= hl)
-    sport = np.where(ported, word(l4), 0)
-    dport = np.where(ported, word(l4 + 2), np.where(icmp, word(l4), 0))
     tcp = ipok & ~frag & (proto == 6) & (l4 + 14 <= hl)
-    flags = np.where(tcp, byte(l4 + 13) | ((byte(l4 + 12) & 1) << 8), 0)
-    # fall back on sampled IPv4/IPv6 records where there was no parsable header
-    use_s = ~ipok & sm.s_valid
-    src = np.where(use_s[:, None], sm.s_src, src)
-    dst = np.where(use_s[:, None], sm.s_dst, dst)
-    known = ipok | use_s
-    src = np.where(known[:, None], src, 0).astype(np.uint8)
-    dst = np.where(known[:, None], dst, 0).astype(np.uint8)
     return {
-        "src_addr": src, "dst_addr": dst,
-        "src_port": np.where(use_s, sm.s_sport, sport),
-        "dst_port": np.where(use_s, sm.s_dport, dport),
-        "proto": np.where(use_s, sm.s_proto, proto),
-        "tcp_flags": np.where(use_s, sm.s_flags, flags),
+        "valid": ipok, "src_addr": src, "dst_addr": dst,
+        "src_port": np.where(ported, word(l4), 0),
+        "dst_port": np.where(ported, word(l4 + 2), np.where(icmp, word(l4), 0)),   # ICMP: type<<8|code
+        "proto": proto,
+        "tcp_flags": np.where(tcp, byte(l4 + 13) | ((byte(l4 + 12) & 1) << 8), 0),
+    }
+
+
+def frames_matrix(frames: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """Pad byte strings into an (n, HEADER_BYTES) matrix plus their lengths."""
+    n = len(frames)
+    data = b"".join(f[:HEADER_BYTES].ljust(HEADER_BYTES, b"\0") for f in frames)
+    lens = np.fromiter((min(len(f), HEADER_BYTES) for f in frames), dtype=np.int64, count=n)
+    return np.frombuffer(data, dtype=np.uint8).reshape(n, HEADER_BYTES), lens
+
+
+def parse_headers(sm: Samples) -> dict[str, np.ndarray]:
+    """Columns of every sample: from its raw header, else its sampled IPv4/IPv6 record."""
+    p = parse_frames(sm.headers, sm.header_len, sm.header_proto)
+    ipok = p["valid"]
+    use_s = ~ipok & sm.s_valid
+    known = ipok | use_s
+    src = np.where(use_s[:, None], sm.s_src, p["src_addr"])
+    dst = np.where(use_s[:, None], sm.s_dst, p["dst_addr"])
+    return {
+        "src_addr": np.where(known[:, None], src, 0).astype(np.uint8),
+        "dst_addr": np.where(known[:, None], dst, 0).astype(np.uint8),
+        "src_port": np.where(use_s, sm.s_sport, p["src_port"]),
+        "dst_port": np.where(use_s, sm.s_dport, p["dst_port"]),
+        "proto": np.where(use_s, sm.s_proto, p["proto"]),
+        "tcp_flags": np.where(use_s, sm.s_flags, p["tcp_flags"]),
         "src_port_null": ~known, "dst_port_null": ~known, "proto_null": ~known,
     }

@@ -26,9 +26,11 @@ ADDR6_IES = {27, 28, 62, 63, 131}
 # IEs read as unsigned integers.
 INT_IES = {
     1, 2, 4, 6, 7, 9, 10, 11, 13, 14, 16, 17, 21, 22, 29, 30, 32, 34, 35, 48, 49, 50, 61,
-    85, 86, 139, 150, 151, 152, 153, 154, 155, 156, 157, 158, 159, 160, 302, 305, 306,
+    85, 86, 139, 150, 151, 152, 153, 154, 155, 156, 157, 158, 159, 160, 302, 305, 306, 309, 310, 252, 253,
 }
-WANTED = ADDR4_IES | ADDR6_IES | INT_IES
+WANTED = ADDR4_IES | ADDR6_IES | INT_IES | {312}
+FRAME_SECTION_IE = 315      # dataLinkFrameSection: a sampled L2 frame (parsed like an sFlow header)
+FRAME_KEEP = 128            # bytes of it kept for header parsing
 
 MAX_FIELDS = 512            # no real template has more; bounds work on hostile input
 MAX_RECORD_LEN = 65535
@@ -55,6 +57,7 @@ class Template:
     columns: dict[int, tuple[str, int]] = field(default_factory=dict)   # ie -> (field name, length)
     scope_columns: dict[int, tuple[str, int]] = field(default_factory=dict)
     segments: tuple[int, ...] = ()  # varlen: fixed-run lengths between variable fields
+    frame_field: int = -1           # index of dataLinkFrameSection (IE 315, a sampled frame), -1 if none
 
     def same_layout(self, other: "Template") -> bool:
         return self.fields == other.fields and self.scope_count == other.scope_count \
@@ -74,6 +77,8 @@ def compile_template(t: Template) -> Template:
     run = 0
     offset = 0
     for i, f in enumerate(t.fields):
+        if f.ie == FRAME_SECTION_IE and f.pen == 0 and t.frame_field < 0:
+            t.frame_field = i
         if f.length == VARLEN:
             t.varlen = True
             segments.append(run)
@@ -117,43 +122,43 @@ def as_uint(recs: np.ndarray, name: str, length: int) -> np.ndarray:
     return (col.astype(np.uint64) * weights).sum(axis=1, dtype=np.uint64)
 
 
-def split_varlen(t: Template, body: memoryview, max_records: int) -> tuple[bytes, int, bool]:
+def split_varlen(t: Template, body: memoryview, max_records: int) -> tuple[bytes, int, bool, list[bytes]]:
     """Slow path: repack records of a varlen template into fixed-only records.
 
-    Returns (packed bytes, record count, ok). ok is False when a length prefix
-    runs past the set (the records before it are still returned).
+    Returns (packed bytes, record count, ok, frames). ok is False when a length
+    prefix runs past the set (the records before it are still returned).
+    ``frames`` holds the first FRAME_KEEP bytes of each record's IE 315 when the
+    template has one.
     """
     out: list[bytes] = []
+    frames: list[bytes] = []
     pos, end, n = 0, len(body), 0
     fields = t.fields
+    frame_at = t.frame_field
     min_len = t.record_len + sum(1 for f in fields if f.length == VARLEN)
     while end - pos >= max(min_len, 1) and n < max_records:
-        start = pos
         chunks: list[bytes] = []
-        ok = True
-        for f in fields:
+        frame = b""
+        for i, f in enumerate(fields):
             if f.length == VARLEN:
                 if pos >= end:
-                    ok = False
-                    break
+                    return b"".join(out), n, False, frames
                 ln = body[pos]
                 pos += 1
                 if ln == 255:
                     if pos + 2 > end:
-                        ok = False
-                        break
+                        return b"".join(out), n, False, frames
                     ln = (body[pos] << 8) | body[pos + 1]
                     pos += 2
+                if i == frame_at:
+                    frame = bytes(body[pos:pos + min(ln, FRAME_KEEP)])
                 pos += ln
             else:
                 chunks.append(bytes(body[pos:pos + f.length]))
                 pos += f.length
             if pos > end:
-                ok = False
-                break
-        if not ok:
-            pos = start
-            return b"".join(out), n, False
+                return b"".join(out), n, False, frames
         out.append(b"".join(chunks))
+        frames.append(frame)
         n += 1
-    return b"".join(out), n, True
+    return b"".join(out), n, True, frames
