@@ -26,12 +26,17 @@ MAX_INCIDENTS_QUOTED = 5
 MAX_SAMPLES_PER_INCIDENT = 10
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9.\-]{1,253}\.[A-Za-z]{2,24}")
-_PHONE = re.compile(r"(?<![\w.:])\+?\d[\d ()\-.]{7,}\d(?![\w.:])")
+# Only unmistakable phone numbers: international (+CC ...) or labelled ones. Bare digit
+# runs are left alone: in complaints they are mostly dates, ports, counts and addresses.
+_PHONE = re.compile(r"\+\d[\d ()\-.]{6,}\d")
+_LABELLED_PHONE = re.compile(r"\b(?P<label>phone|tel|telephone|fax|mobile)(?P<sep>[:.]?\s*)"
+                             r"[\d()+][\d ()\-+.]{6,}\d", re.IGNORECASE)
 _PERSONAL_HEADERS = re.compile(
     r"^(?P<name>(from|reply-to|sender|return-path|reported-by|reporter|contact|name|phone|"
     r"tel|telephone|address|signed|x-arf-reporter|reporter-name|reporter-email)\s*:)(?P<value>.*)$",
     re.IGNORECASE | re.MULTILINE)
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# C0/C1 controls and Unicode line separators: a quoted line must not break into an unquoted one.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def redact(text: str, keep: tuple[str, ...] = ()) -> str:
@@ -43,13 +48,9 @@ def redact(text: str, keep: tuple[str, ...] = ()) -> str:
     text = _PERSONAL_HEADERS.sub(lambda m: m.group("name") + " [redacted]", text)
     text = _EMAIL.sub(lambda m: m.group(0) if m.group(0) in keep else "[redacted e-mail]", text)
 
-    def phone(m: re.Match) -> str:
-        value = m.group(0)
-        if value in keep or re.fullmatch(r"[\d.]+", value.strip()):  # IPv4 addresses, counts
-            return value
-        return "[redacted phone]"
-
-    return _PHONE.sub(phone, text)
+    text = _LABELLED_PHONE.sub(lambda m: m.group("label") + m.group("sep") + "[redacted phone]",
+                               text)
+    return _PHONE.sub("[redacted phone]", text)
 
 
 def sanitise(text: str, limit: int) -> str:
