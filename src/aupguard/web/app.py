@@ -71,10 +71,10 @@ def create_app(settings, store) -> FastAPI:
     app.state.login_failures = {}
     app.state.metrics = Metrics(store)
 
-    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     swagger = swagger_static_dir()
-    if swagger is not None:
+    if swagger is not None:  # before /static, which would otherwise shadow it
         app.mount("/static/swagger", StaticFiles(directory=swagger), name="swagger")
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(api.router)
     app.include_router(console.router)
     _with_bearer_scheme(app)

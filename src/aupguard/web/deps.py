@@ -89,3 +89,19 @@ def route_perm(route: BaseRoute) -> Perm | None:
             return perm
         stack.extend(dep.dependencies)
     return None
+
+
+def iter_routes(routes, prefix: str = ""):
+    """(full path, route) for every route, flattening included routers.
+
+    FastAPI >= 0.16x keeps an included router as one wrapper entry
+    (``original_router`` + ``include_context.prefix``); older releases copy its
+    routes into the app. Both shapes are walked here.
+    """
+    for route in routes:
+        original = getattr(route, "original_router", None)
+        if original is not None:
+            context = getattr(route, "include_context", None)
+            yield from iter_routes(original.routes, prefix + (getattr(context, "prefix", "") or ""))
+            continue
+        yield prefix + getattr(route, "path", ""), route
