@@ -36,9 +36,9 @@ its offset, and skipped.
 from __future__ import annotations
 
 import bz2
-import gzip
 import ipaddress
 import struct
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,59 +116,32 @@ class MrtResult:
         self.skipped[what] = self.skipped.get(what, 0) + 1
 
 
-def read_bytes(path: Path) -> bytes:
-    """The MRT file's bytes, decompressing .gz / .bz2 (by magic, not only by name)."""
+def read_bytes(path: Path) -> tuple[bytes, bool]:
+    """The MRT file's bytes, decompressing .gz / .bz2 (by magic, not by name), and whether a
+    compressed file ended early (what decompressed before the cut is returned)."""
     try:
         raw = Path(path).read_bytes()
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror}") from None
-    try:
-        if raw[:2] == b"\x1f\x8b":
-            return _decompress_partial(gzip.GzipFile(fileobj=_BytesReader(raw)))
-        if raw[:3] == b"BZh":
-            return _decompress_partial(bz2.BZ2File(_BytesReader(raw)))
-    except OSError as exc:
-        raise InputError(f"{path} is not a readable compressed file: {exc}") from None
-    return raw
-
-
-class _BytesReader:
-    """Minimal file object over bytes (io.BytesIO without its copy)."""
-
-    def __init__(self, data: bytes):
-        import io
-
-        self._io = io.BytesIO(data)
-
-    def read(self, n: int = -1) -> bytes:
-        return self._io.read(n)
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return False
-
-    @property
-    def closed(self) -> bool:
-        return False
-
-    def close(self) -> None:
-        pass
-
-
-def _decompress_partial(fh) -> bytes:
-    """Decompress what can be decompressed: a truncated .gz still yields its complete records."""
+    if raw[:2] == b"\x1f\x8b":
+        dec = zlib.decompressobj(wbits=31)
+    elif raw[:3] == b"BZh":
+        dec = bz2.BZ2Decompressor()
+    else:
+        return raw, False
+    # Streaming decompressors (not gzip.open): a truncated archive still yields its head.
     chunks = []
+    view = memoryview(raw)
     try:
-        while True:
-            chunk = fh.read(1 << 20)
-            if not chunk:
+        for i in range(0, len(raw), 1 << 20):
+            chunks.append(dec.decompress(view[i:i + (1 << 20)]))
+            if dec.eof:
                 break
-            chunks.append(chunk)
-    except (EOFError, OSError):
-        pass  # truncated archive: keep what came out; the MRT walk reports the cut record
-    return b"".join(chunks)
+    except (zlib.error, OSError, EOFError) as exc:
+        if not chunks:
+            raise InputError(f"{path} is not a readable compressed file: {exc}") from None
+        return b"".join(chunks), True
+    return b"".join(chunks), not dec.eof
 
 
 # -- attribute decoding --------------------------------------------------------
@@ -562,8 +535,11 @@ class MrtReader:
 
 def read_mrt(path: Path | str, progress: Callable[[int, int], None] | None = None) -> MrtResult:
     """Read an MRT file (.gz/.bz2 too). Never raises on bad content: see ``fatal``/``errors``."""
-    data = read_bytes(Path(path))
+    data, cut = read_bytes(Path(path))
     reader = MrtReader()
     total = len(data)
     cb = (lambda done: progress(done, total)) if progress else None
-    return reader.read(data, cb)
+    result = reader.read(data, cb)
+    if cut and result.fatal is None:
+        result.fatal = MrtFault(total, "compressed file ends early (truncated archive)")
+    return result
