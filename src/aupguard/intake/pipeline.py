@@ -55,12 +55,11 @@ class Ingested:
 
 
 def content_hash(raw: bytes) -> str:
-    """Hash of the body only: a complaint re-sent through other relays hashes the same."""
-    for sep in (b"\r\n\r\n", b"\n\n"):
-        head, found, body = raw.partition(sep)
-        if found:
-            return hashlib.sha256(body).hexdigest()
-    return hashlib.sha256(raw).hexdigest()
+    """Hash of the body only, line ends normalised: a complaint re-sent through other relays
+    (new Received headers) or imported from a file (LF, not CRLF) hashes the same."""
+    text = raw.replace(b"\r\n", b"\n")
+    _, found, body = text.partition(b"\n\n")
+    return hashlib.sha256(body if found else text).hexdigest()
 
 
 def finding_for(session: Session, row: EventRow, reference: str, raw_ref: str) -> Finding:

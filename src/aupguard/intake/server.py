@@ -97,6 +97,16 @@ class IntakeServer:
 
     def start(self) -> None:
         from aiosmtpd.controller import Controller
+        from aiosmtpd.smtp import SMTP
+
+        class LenientSMTP(SMTP):
+            # RFC 5321 caps lines at 1000 octets, but abuse reports from broken generators
+            # exceed it; refusing them would lose complaints, so accept up to 64 KiB.
+            line_length_limit = 65536
+
+        class IntakeController(Controller):
+            def factory(self):
+                return LenientSMTP(self.handler, **self.SMTP_kwargs)
 
         for path in self.maildir.pending():  # crash recovery: spooled, never processed
             self.work.put(path)
@@ -106,7 +116,7 @@ class IntakeServer:
         if not self.port:
             self.port = free_port(self.config.listen_host)
         tls = self._tls_context()
-        self._controller = Controller(
+        self._controller = IntakeController(
             _Handler(self), hostname=self.config.listen_host, port=self.port,
             server_hostname=self.config.hostname, ready_timeout=10,
             data_size_limit=self.config.max_message_bytes, tls_context=tls,
