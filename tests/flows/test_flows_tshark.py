@@ -121,6 +121,16 @@ def _tshark_cflow_rows(flows: list[dict]) -> list[tuple]:
             sid = _first(rec, "cflow.sampler_id", "cflow.selector_id")
             rate = sampling.get(stream + (sid,)) or sampling.get(stream + (None,)) or 1
         version = int(h["cflow.version"])
+        epoch = "Jan  1, 1970 00:00:00.0"
+        if rec.get("cflow.abstimestart", [""])[0].startswith(epoch) and (version == 9 or stream in sys_init):
+            # tshark 4.0 shows a first/last switched of sysUptime 0 as absolute 1970-01-01 (for v9,
+            # and for IPFIX once it knows the system init time); it is uptime 0: softflowd's
+            # first flow starts when softflowd does.
+            base = sys_init.get(stream, 0)
+            end_abs = rec["cflow.abstimeend"][0]
+            rec["cflow.timestart"] = ["0"]
+            rec["cflow.timeend"] = ["0" if end_abs.startswith(epoch) else str((_ms(end_abs) - base) / 1000)]
+            del rec["cflow.abstimestart"]
         if "cflow.abstimestart" in rec:
             start, end = _ms(rec["cflow.abstimestart"][0]), _ms(rec["cflow.abstimeend"][0])
         elif "cflow.timestart" in rec:
@@ -145,10 +155,16 @@ def _tshark_cflow_rows(flows: list[dict]) -> list[tuple]:
                          1, _first(rec, "cflow.data_link_frame_size"), _first(rec, "cflow.inputint"),
                          _first(rec, "cflow.outputint"), start, end, rate))
             continue
+        sport, dport = _first(rec, "cflow.srcport"), _first(rec, "cflow.dstport")
+        if dport is None:         # ICMP-only templates: type<<8|code in dst_port, src_port 0 (as v5 does)
+            dport = _first(rec, "cflow.icmp_type_code_ipv4", conv=lambda v: int(v, 16))
+            if dport is None and "cflow.icmp_ipv6_type" in rec:
+                dport = _first(rec, "cflow.icmp_ipv6_type") * 256 + _first(rec, "cflow.icmp_ipv6_code")
+            sport = 0 if dport is not None and sport is None else sport
         rows.append((
             _addr(_first(rec, "cflow.srcaddr", "cflow.srcaddrv6", conv=str)),
             _addr(_first(rec, "cflow.dstaddr", "cflow.dstaddrv6", conv=str)),
-            _first(rec, "cflow.srcport"), _first(rec, "cflow.dstport"), _first(rec, "cflow.protocol"),
+            sport, dport, _first(rec, "cflow.protocol"),
             flags, _first(rec, "cflow.packets", "cflow.packets64"), _first(rec, "cflow.octets", "cflow.octets64"),
             _first(rec, "cflow.inputint", "cflow.ingress_physical_interface"),
             _first(rec, "cflow.outputint", "cflow.egress_physical_interface"), start, end, rate,

@@ -529,6 +529,7 @@ class Decoder:
             for ie in (32, 139):
                 if ie in c:
                     cols["dst_port"] = col(ie)
+                    cols.setdefault("src_port", np.zeros(n, dtype=np.uint16))
                     break
         packets = col(2) if 2 in c else col(86)
         octets = col(1) if 1 in c else col(85)
