@@ -88,7 +88,8 @@ def export_case(session: Session, settings, case_id: int, out_path: str | Path,
                                 .order_by(IncidentRow.id)).scalars().all()
     incident_rows = _rows(incidents)
     if row.restricted:
-        for inc in incident_rows:  # samples may describe the material: hashes only
+        for inc in incident_rows:  # summaries and samples may describe the material: hashes only
+            inc["summary"], inc["metrics"] = "[withheld: restricted case]", {}
             inc["evidence"] = [{"sha256": e.get("sha256")} for e in inc.get("evidence") or []
                                if isinstance(e, dict) and e.get("sha256")]
     members["incidents.json"] = _json(incident_rows)
