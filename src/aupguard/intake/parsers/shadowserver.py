@@ -18,7 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from aupguard.intake.events import ComplaintEvent, normalise_ip, normalise_port
-from aupguard.intake.mime import Complaint, Part
+from aupguard.intake.mime import Complaint, Part, decode_text
 from aupguard.intake.parsers.base import ParseContext, excerpt, register
 from aupguard.intake.timeparse import parse_time
 
@@ -149,7 +149,9 @@ class ShadowserverParser:
         import pyarrow as pa
         from pyarrow import csv as pacsv
 
-        data = part.data.lstrip(b"\xef\xbb\xbf")
+        # Arrow needs valid UTF-8: decode with fallbacks (some reports are Latin-1) first.
+        data = decode_text(part.data.lstrip(b"\xef\xbb\xbf"), "utf-8").encode("utf-8")
+        skipped: list = []
         header_line = data.split(b"\n", 1)[0].decode("utf-8", "replace")
         names = next(csv.reader([header_line]), [])
         if not names or len(set(names)) != len(names):
@@ -161,10 +163,13 @@ class ShadowserverParser:
                 convert_options=pacsv.ConvertOptions(
                     column_types={n: pa.string() for n in names}),
                 parse_options=pacsv.ParseOptions(newlines_in_values=True,
-                                                 invalid_row_handler=lambda row: "skip"))
+                                                 invalid_row_handler=lambda row: skipped.append(row.number) or "skip"))
         except (pa.ArrowInvalid, pa.ArrowException) as exc:
             ctx.errors.append(f"{part.filename}: unreadable CSV: {exc}"[:300])
             return []
+        if skipped:
+            ctx.errors.append(f"{part.filename}: {len(skipped)} malformed CSV row(s) skipped "
+                              f"(first at line {skipped[0]})")
         ip_col = next((c for c in ("src_ip", "ip") if c in names), None)
         if ip_col is None or "timestamp" not in names:
             ctx.errors.append(f"{part.filename}: no ip/src_ip or timestamp column")
