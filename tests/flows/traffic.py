@@ -11,15 +11,26 @@ queries with answers, one-way UDP (syslog-like) and ICMP echo request/reply.
 Every conversation uses its own 5-tuple so an exporter's flow cache maps one
 conversation direction to exactly one flow record. Packets are built with dpkt
 (much faster than scapy for thousands of packets).
+
+Real exporters and a capture oracle for end-to-end tests and the bench:
+:func:`run_softflowd` (Debian's softflowd reading a pcap, ``-a`` so flow times
+follow the capture), :class:`Capture` (dumpcap on ``lo``) and
+:func:`tshark_flows` (the records tshark decodes from such a capture).
 """
 
 from __future__ import annotations
 
+import json
 import random
+import shutil
+import signal
 import socket
+import subprocess
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import dpkt
 
@@ -210,3 +221,117 @@ def flows_table(rows: list[dict], enriched: bool = False):
                 value = addr(value)
             cols[f.name].append(value)
     return pa.Table.from_pydict(cols, schema=schema)
+
+
+# -- real exporters and the tshark oracle ------------------------------------------
+FlowKey = tuple[str, str, int, int, int]
+
+
+def _skip(reason: str) -> None:
+    import pytest  # only under pytest; the bench catches the Skipped exception
+
+    pytest.skip(reason)
+
+
+def need(tool: str) -> str:
+    path = shutil.which(tool) or (f"/usr/sbin/{tool}" if Path(f"/usr/sbin/{tool}").exists()
+                                  else None)
+    if not path:
+        _skip(f"{tool} is not installed (scripts/install installs it from Debian)")
+    return path
+
+
+def run_softflowd(pcap: Path, port: int, version: int,
+                  timeout: float = 120) -> subprocess.CompletedProcess:
+    """Export the flows of ``pcap`` to 127.0.0.1:port; returns when softflowd exits (EOF).
+
+    softflowd keeps only the first 15 characters of the ``-r`` path (it shares the
+    interface-name buffer), and with a control-socket path longer than ~11
+    characters it blocks in accept() instead of reading the file (softflowd 1.1.0,
+    measured here). So it runs in the pcap's directory with short relative names.
+    """
+    exe = need("softflowd")
+    short = f"in{port}.pcap"
+    link = pcap.parent / short
+    if not link.exists():
+        link.symlink_to(pcap.name)
+    return subprocess.run(
+        [exe, "-r", short, "-n", f"127.0.0.1:{port}", "-v", str(version), "-a", "-d",
+         "-p", f"{port}.p", "-c", f"{port}.c"],
+        cwd=pcap.parent, capture_output=True, text=True, timeout=timeout, check=True)
+
+
+class Capture:
+    """dumpcap -i lo for UDP to one port; start() returns once dumpcap is capturing."""
+
+    def __init__(self, port: int, path: Path):
+        self.port, self.path = port, path
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 15) -> Capture:
+        exe = need("dumpcap")
+        self.proc = subprocess.Popen(
+            [exe, "-i", "lo", "-f", f"udp dst port {self.port}", "-w", str(self.path)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        assert self.proc.stderr is not None
+        deadline = time.monotonic() + timeout
+        # dumpcap prints "Capturing on 'Loopback: lo'" once the filter is installed.
+        while time.monotonic() < deadline:
+            line = self.proc.stderr.readline()
+            if "Capturing on" in line:
+                # dumpcap says so slightly before its filter sees packets (it missed
+                # a whole softflowd burst here without this pause).
+                time.sleep(1.0)
+                return self
+            if not line and self.proc.poll() is not None:
+                break
+        self.stop()
+        _skip("dumpcap could not capture on lo (needs CAP_NET_RAW)")
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            time.sleep(0.3)  # let the last datagrams reach the capture file
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def _first(flow: dict[str, Any], *names: str) -> Any:
+    for name in names:
+        if name in flow:
+            return flow[name]
+    return None
+
+
+def tshark_flows(capture: Path, port: int) -> list[dict[str, Any]]:
+    """Flow records tshark decodes from a capture of exports to ``port`` (all versions)."""
+    exe = need("tshark")
+    out = subprocess.run([exe, "-r", str(capture), "-d", f"udp.port=={port},cflow", "-T", "json"],
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    flows: list[dict[str, Any]] = []
+    for packet in json.loads(out or "[]"):
+        cflow = packet["_source"]["layers"].get("cflow")
+        if not cflow:
+            continue
+        for name, flowset in cflow.items():
+            if not name.startswith(("FlowSet", "Set ", "pdu")):
+                continue
+            records = [v for k, v in flowset.items() if k.startswith("Flow ")] \
+                if not name.startswith("pdu") else [flowset]
+            for rec in records:
+                if "cflow.srcaddr" not in rec and "cflow.srcaddr_v6" not in rec:
+                    continue
+                flows.append({
+                    "src": _first(rec, "cflow.srcaddr", "cflow.srcaddr_v6"),
+                    "dst": _first(rec, "cflow.dstaddr", "cflow.dstaddr_v6"),
+                    "sport": int(_first(rec, "cflow.srcport") or 0),
+                    "dport": int(_first(rec, "cflow.dstport", "cflow.icmp_type_code_ipv4") or "0", 0),
+                    "proto": int(rec["cflow.protocol"]),
+                    "packets": int(_first(rec, "cflow.packets", "cflow.packets64")),
+                    "bytes": int(_first(rec, "cflow.octets", "cflow.octets64")),
+                })
+    return flows

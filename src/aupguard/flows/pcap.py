@@ -84,7 +84,7 @@ class _Reassembler:
     def add(self, ip: dpkt.ip.IP) -> bytes | None:
         """The whole IP payload once every fragment is in, else None."""
         key = (ip.src, ip.dst, ip.id, ip.p)
-        offset = (ip.off & dpkt.ip.IP_OFFMASK) * 8
+        offset = ip.offset  # in bytes
         if key not in self.sets and len(self.sets) >= MAX_FRAGMENT_SETS:
             oldest = next(iter(self.sets))  # drop the oldest incomplete datagram
             del self.sets[oldest]
@@ -92,7 +92,7 @@ class _Reassembler:
             self.evicted += 1
         parts = self.sets.setdefault(key, {})
         parts[offset] = bytes(ip.data) if not isinstance(ip.data, bytes) else ip.data
-        if not ip.off & dpkt.ip.IP_MF:
+        if not ip.mf:
             self.last[key] = offset + len(parts[offset])
         total = self.last.get(key)
         if total is None:
@@ -142,7 +142,7 @@ def datagrams(path: Path, ports: frozenset[int] | None = DEFAULT_PORTS,
                     continue
                 if isinstance(ip, dpkt.ip.IP):
                     exporter = socket.inet_ntop(socket.AF_INET, ip.src)
-                    if ip.off & (dpkt.ip.IP_MF | dpkt.ip.IP_OFFMASK):
+                    if ip.mf or ip.offset:
                         if ip.p != dpkt.ip.IP_PROTO_UDP:
                             stats.skip("not UDP")
                             continue
