@@ -111,6 +111,11 @@ def test_most_specific_time_and_port_rules():
     assert idx.who("198.51.100.10", hour(5)).client_id == "isp"
     assert idx.who("203.0.113.5", hour(1), 1500).client_id == "cg1"
     assert idx.who("203.0.113.5", hour(1), 3000).client_id == "cg2"
+    assert [idx.who("203.0.113.5", hour(1), p).client_id for p in (1024, 2047, 2048, 4095)] == \
+        ["cg1", "cg1", "cg2", "cg2"]
+    hi, lo = netaddr.strings_to_hilo(["203.0.113.5"] * 4)
+    codes = idx.lookup(hi, lo, np.full(4, to_ms(hour(1), 0)), np.array([1024, 2047, 2048, 0]))
+    assert [idx.client_ids[c] if c >= 0 else c for c in codes] == ["cg1", "cg1", "cg2", NOBODY]
     amb = idx.who("203.0.113.5", hour(1))
     assert amb.status == "ambiguous" and sorted(amb.candidates) == ["cg1", "cg2"]
     assert idx.who("203.0.113.5", hour(1), 5000).status == "none"

@@ -114,11 +114,12 @@ def _add_row(plan: _Plan, line: str, row: dict[str, Any], assignments: list[dict
         where = f"{line}" if len(assignments) == 1 else f"{line} assignment {a.get('prefix')!r}"
         if not a.get("prefix"):
             continue
+        errors_before = len(plan.errors)
         try:
             prefix = normalise_prefix(str(a["prefix"]))
         except InputError as exc:
             plan.errors.append(f"{where}: {exc}")
-            continue
+            prefix = None
         spec = {
             "prefix": prefix,
             "valid_from": _time(str(a.get("valid_from") or ""), f"{where} valid_from", plan.errors),
@@ -126,7 +127,8 @@ def _add_row(plan: _Plan, line: str, row: dict[str, Any], assignments: list[dict
             "port_lo": _int(a.get("port_lo"), f"{where} port_lo", plan.errors),
             "port_hi": _int(a.get("port_hi"), f"{where} port_hi", plan.errors),
         }
-        plan.assignments.append((len(plan.assignments), where, {"client_id": cid, **spec}))
+        if len(plan.errors) == errors_before:
+            plan.assignments.append((len(plan.assignments), where, {"client_id": cid, **spec}))
 
 
 def _plan_csv(text: str, name: str) -> _Plan:
