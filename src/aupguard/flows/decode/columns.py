@@ -16,6 +16,7 @@ from aupguard.flows.schema import ADDR, FLOW_SCHEMA, TS
 # IPv4-mapped IPv6 prefix bytes ::ffff:0:0/96
 _V4_PREFIX = np.zeros(16, dtype=np.uint8)
 _V4_PREFIX[10:12] = 0xFF
+_FFFF_WORD = np.frombuffer(b"\x00\x00\xff\xff", dtype=np.uint32)[0]   # bytes 00 00 ff ff, native order
 
 _INT_TYPES = {
     "src_port": np.uint16, "dst_port": np.uint16, "proto": np.uint8, "tcp_flags": np.uint16,
@@ -36,8 +37,23 @@ def v4_to_addr16(v4_bytes: np.ndarray) -> np.ndarray:
 
 
 def u32_to_addr16(v4: np.ndarray) -> np.ndarray:
-    """uint32 IPv4 addresses (host order values) to (n, 16) mapped bytes."""
-    return v4_to_addr16(np.ascontiguousarray(v4, dtype=">u4").view(np.uint8).reshape(-1, 4))
+    """IPv4 addresses (a '>u4' record field, or integers) to (n, 16) mapped bytes.
+
+    Written as four 32-bit words, copying the field's raw big-endian bytes without
+    a byte swap: several times faster than byte-wise copies.
+    """
+    raw = v4.view(np.uint32) if v4.dtype == np.dtype(">u4") else v4.astype(">u4").view(np.uint32)
+    out = np.zeros((len(v4), 4), dtype=np.uint32)
+    out[:, 2] = _FFFF_WORD
+    out[:, 3] = raw
+    return out.view(np.uint8)
+
+
+def repeat_addr(addr16: np.ndarray, n: int) -> np.ndarray:
+    """One 16-byte address repeated n times (the exporter column)."""
+    out = np.empty((n, 2), dtype=np.uint64)
+    out[:] = np.ascontiguousarray(addr16, dtype=np.uint8).view(np.uint64)
+    return out.view(np.uint8)
 
 
 def addr_array(addr16: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
@@ -46,7 +62,17 @@ def addr_array(addr16: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
     bitmap = None
     if valid is not None and not valid.all():
         bitmap = pa.array(valid).buffers()[1]
-    return pa.FixedSizeBinaryArray.from_buffers(ADDR, n, [bitmap, pa.py_buffer(data.tobytes())])
+    return pa.FixedSizeBinaryArray.from_buffers(ADDR, n, [bitmap, pa.py_buffer(data)])
+
+
+def _numeric(arr: np.ndarray, dtype, pa_type: pa.DataType, n: int, mask: np.ndarray | None) -> pa.Array:
+    """Zero-copy wrap of a native-endian numpy column (pa.array's conversion path is slower)."""
+    if arr.ndim == 0:
+        arr = np.full(n, arr, dtype=dtype)
+    arr = np.ascontiguousarray(arr, dtype=np.dtype(dtype).newbyteorder("="))
+    if mask is not None and mask.any():
+        return pa.array(arr, type=pa_type, mask=mask)
+    return pa.Array.from_buffers(pa_type, n, [None, pa.py_buffer(arr)])
 
 
 def make_batch(n: int, cols: dict[str, np.ndarray]) -> pa.RecordBatch:
@@ -60,7 +86,7 @@ def make_batch(n: int, cols: dict[str, np.ndarray]) -> pa.RecordBatch:
         name = field.name
         value = cols.get(name)
         if field.type == TS:
-            arrays.append(pa.array(np.asarray(value, dtype=np.int64), type=TS))
+            arrays.append(_numeric(np.asarray(value), np.int64, TS, n, None))
         elif field.type == ADDR:
             if value is None:
                 arrays.append(pa.nulls(n, type=ADDR))
@@ -70,13 +96,9 @@ def make_batch(n: int, cols: dict[str, np.ndarray]) -> pa.RecordBatch:
             dtype = _INT_TYPES[name]
             if value is None:
                 if name in _DEFAULTS:
-                    arrays.append(pa.array(np.full(n, _DEFAULTS[name], dtype=dtype), type=field.type))
+                    arrays.append(_numeric(np.full(n, _DEFAULTS[name], dtype=dtype), dtype, field.type, n, None))
                 else:
                     arrays.append(pa.nulls(n, type=field.type))
             else:
-                arr = np.asarray(value)
-                if arr.ndim == 0:
-                    arr = np.full(n, arr, dtype=dtype)
-                mask = cols.get(name + "_null")
-                arrays.append(pa.array(arr.astype(dtype, copy=False), type=field.type, mask=mask))
+                arrays.append(_numeric(np.asarray(value), dtype, field.type, n, cols.get(name + "_null")))
     return pa.RecordBatch.from_arrays(arrays, schema=FLOW_SCHEMA)

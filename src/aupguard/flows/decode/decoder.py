@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from aupguard.flows.decode import netflow5, sflow
 from aupguard.flows.decode.binary import signed32, u16, u32
-from aupguard.flows.decode.columns import make_batch, u32_to_addr16, v4_to_addr16
+from aupguard.flows.decode.columns import make_batch, repeat_addr, u32_to_addr16
 from aupguard.flows.decode.stats import DecodeStats
 from aupguard.flows.decode.template import Template, as_uint, split_varlen
 from aupguard.flows.decode.templates_parse import (
@@ -38,6 +38,7 @@ from aupguard.flows.decode.templates_parse import (
 Item = tuple[bytes, str, int]
 PENDING_BYTES_PER_RECORD = 16      # held sets are counted as body bytes / 16 records (template unknown)
 NTP_EPOCH_OFFSET = 2_208_988_800   # seconds from 1900 to 1970
+TEMPLATE_CACHE = 4096              # distinct template sets remembered (cleared when full)
 
 
 @dataclass
@@ -77,7 +78,11 @@ class Decoder:
         self._held: dict[str, deque[_Held]] = {}
         self._seq: dict[tuple, int] = {}                      # next expected sequence number
         self._exp16: dict[str, np.ndarray] = {}
+        self._exp_code: dict[str, int] = {}                  # small int per exporter, for grouping
         self._no_split = False                               # set while decoding a batch in order
+        # Exporters resend the same template sets every few datagrams (softflowd: every 4th);
+        # parsed+compiled results are cached by the set's bytes (compiled templates are immutable).
+        self._tmpl_cache: dict[tuple, tuple] = {}
 
     # ------------------------------------------------------------------ public
     def feed(self, datagram: bytes, exporter: str, received_ms: int) -> list[pa.RecordBatch]:
@@ -135,13 +140,14 @@ class Decoder:
             addr = addr.ipv4_mapped
         value = (0xFFFF00000000 | int(addr)) if addr.version == 4 else int(addr)
         self._exp16[exporter] = np.frombuffer(value.to_bytes(16, "big"), dtype=np.uint8)
+        self._exp_code[exporter] = len(self._exp_code)
         norm = str(addr)
         if norm in self._overrides:
             self._overrides[exporter] = self._overrides[norm]
         return True
 
     def _exporter_column(self, exporter: str, n: int) -> np.ndarray:
-        return np.broadcast_to(self._exp16[exporter], (n, 16))
+        return repeat_addr(self._exp16[exporter], n)
 
     def _rate_fallback(self, exporter: str, domain: int) -> int:
         return self._sampling.get((exporter, domain, -1), self.default_sampling)
@@ -201,7 +207,7 @@ class Decoder:
         octets = recs["bytes"].astype(np.int64)
         cols = {
             "start": start, "end": end,
-            "src_addr": v4_to_addr16(recs["src"]), "dst_addr": v4_to_addr16(recs["dst"]),
+            "src_addr": u32_to_addr16(recs["src"]), "dst_addr": u32_to_addr16(recs["dst"]),
             "src_port": recs["src_port"], "dst_port": recs["dst_port"], "proto": recs["proto"],
             "tcp_flags": recs["tcp_flags"], "packets": packets * rate, "bytes": octets * rate,
             "packets_raw": packets, "bytes_raw": octets, "sampling_rate": rate,
@@ -209,7 +215,7 @@ class Decoder:
             "in_if": recs["input"], "out_if": recs["output"],
             "src_as": recs["src_as"], "dst_as": recs["dst_as"],
             "src_mask": recs["src_mask"], "dst_mask": recs["dst_mask"],
-            "next_hop": v4_to_addr16(recs["nexthop"]), "flow_version": np.uint8(5),
+            "next_hop": u32_to_addr16(recs["nexthop"]), "flow_version": np.uint8(5),
         }
         per_exp = np.bincount(exp_idx, weights=nrec, minlength=len(exp_codes))
         for e, j in exp_codes.items():
@@ -297,26 +303,21 @@ class Decoder:
             i = int(sets.dg[r])
             body = bytes(mv[sets.start[r]:sets.start[r] + sets.length[r]])
             sid = int(sets.set_id[r])
-            if version == 9:
-                res = parse_v9_templates(body) if sid == 0 else parse_v9_options_templates(body)
-            else:
-                res = parse_ipfix_templates(body, options=(sid == 3))
+            ck = (version, sid, body)
+            res = self._tmpl_cache.get(ck)
+            if res is None:
+                if version == 9:
+                    res = parse_v9_templates(body) if sid == 0 else parse_v9_options_templates(body)
+                else:
+                    res = parse_ipfix_templates(body, options=(sid == 3))
+                if len(self._tmpl_cache) >= TEMPLATE_CACHE:
+                    self._tmpl_cache.clear()
+                self._tmpl_cache[ck] = res
             parsed.append((i, sid, res))
         if parsed and not self._no_split:
-            first_data = {}
-            data_rows = np.flatnonzero(is_data)
-            for r in data_rows.tolist():
-                k = (exps[int(sets.dg[r])], domain_l[int(sets.dg[r])], int(sets.set_id[r]))
-                first_data.setdefault(k, int(sets.dg[r]))
-            for i, sid, (tmpls, withdrawn, _errs) in parsed:
-                keys = [(exps[i], domain_l[i], t.template_id, t) for t in tmpls]
-                for k0, k1, k2, t in keys:
-                    old = self._templates.get((k0, version, k1, k2))
-                    if old is not None and not old.same_layout(t) and first_data.get((k0, k1, k2), i) < i:
-                        return self._split(items, i, version, hdr_len)
-                if withdrawn and any(k[0] == exps[i] and k[1] == domain_l[i] and v < i
-                                     for k, v in first_data.items()):
-                    return self._split(items, i, version, hdr_len)
+            split_at = self._template_change_point(parsed, sets, is_data, exps, domain_l, version)
+            if split_at is not None:
+                return self._split(items, split_at, version, hdr_len)
         for idx, kind in errors:
             self.stats.error(exps[idx], kind, f"v{version} datagram from {exps[idx]}")
         for i, sid, (tmpls, withdrawn, errs) in parsed:
@@ -336,25 +337,31 @@ class Decoder:
         out: list[pa.RecordBatch] = []
         dg_records = np.zeros(len(items), dtype=np.int64)
         data_rows = np.flatnonzero(is_data)
-        groups: dict[tuple, list[int]] = {}
-        sdg, sid_l = sets.dg[data_rows].tolist(), sets.set_id[data_rows].tolist()
-        for r, i, tid in zip(data_rows.tolist(), sdg, sid_l):
-            groups.setdefault((exps[i], version, domain_l[i], tid), []).append(r)
-        ordered = sorted(groups.items(), key=lambda kv: not (self._templates.get(kv[0]) is not None
-                                                             and self._templates[kv[0]].is_options))
-        for key, rows in ordered:
+        codes = np.fromiter((self._exp_code[e] for e in exps), dtype=np.int64, count=len(exps))
+        dgd = sets.dg[data_rows]
+        composite = (codes[dgd] << 48) | (sets.set_id[data_rows] << 32) | domain[dgd].astype(np.int64)
+        uniq, inverse = np.unique(composite, return_inverse=True)
+        groups: list[tuple[tuple, np.ndarray]] = []
+        for u in range(len(uniq)):
+            rows_u = data_rows[inverse == u] if len(uniq) > 1 else data_rows
+            i = int(sets.dg[rows_u[0]])
+            groups.append(((exps[i], version, domain_l[i], int(sets.set_id[rows_u[0]])), rows_u))
+        ordered = sorted(groups, key=lambda kv: not (self._templates.get(kv[0]) is not None
+                                                     and self._templates[kv[0]].is_options))
+        recv = None
+        for key, rows_a in ordered:
             t = self._templates.get(key)
-            rows_a = np.asarray(rows, dtype=np.int64)
             if t is None:
-                for r in rows:
+                for r in rows_a.tolist():
                     i = int(sets.dg[r])
                     body = bytes(mv[sets.start[r]:sets.start[r] + sets.length[r]])
                     self._hold(key, body, int(unix_ms[i]), int(uptime[i]), items[i][2])
                 continue
             bodies = [mv[s:s + n] for s, n in zip(sets.start[rows_a].tolist(), sets.length[rows_a].tolist())]
             dg = sets.dg[rows_a]
-            ctx = {"unix_ms": unix_ms[dg], "uptime": uptime[dg],
-                   "recv_ms": np.fromiter((items[i][2] for i in dg.tolist()), dtype=np.int64, count=len(dg))}
+            if recv is None:
+                recv = np.fromiter((it[2] for it in items), dtype=np.int64, count=len(items))
+            ctx = {"unix_ms": unix_ms[dg], "uptime": uptime[dg], "recv_ms": recv[dg]}
             batch, per_set = self._decode_sets(t, key, bodies, ctx)
             np.add.at(dg_records, dg, per_set)
             if batch is not None:
@@ -363,10 +370,51 @@ class Decoder:
         for key in changed:
             out += self._release(key)
         # 4. sequence numbers: v9 counts datagrams, IPFIX counts data records
-        seq_l, rec_l = seq.tolist(), dg_records.tolist()
-        for i, exp in enumerate(exps):
-            self._check_sequence((exp, version, domain_l[i]), seq_l[i], 1 if version == 9 else rec_l[i])
+        advance = np.ones(len(items), dtype=np.int64) if version == 9 else dg_records
+        streams = (codes << 32) | domain.astype(np.int64)
+        self._check_sequences(streams, exps, domain_l, version, seq.astype(np.int64), advance)
         return out
+
+    def _check_sequences(self, streams: np.ndarray, exps: list[str], domain_l: list[int], version: int,
+                         seq: np.ndarray, advance: np.ndarray) -> None:
+        """Vectorised _check_sequence over a batch: one numpy pass per (exporter, domain)."""
+        uniq = np.unique(streams)
+        for u in uniq.tolist():
+            idx = np.flatnonzero(streams == u) if len(uniq) > 1 else np.arange(len(streams))
+            first = int(idx[0])
+            key = (exps[first], version, domain_l[first])
+            s, a = seq[idx], advance[idx]
+            expected = np.empty_like(s)
+            prev = self._seq.get(key)
+            expected[0] = s[0] if prev is None else prev
+            expected[1:] = (s[:-1] + a[:-1]) & 0xFFFFFFFF
+            missing = (s - expected) & 0xFFFFFFFF
+            gaps = int(missing[missing < (1 << 31)].sum())
+            if gaps:
+                self.stats.for_exporter(key[0]).sequence_gaps += gaps
+            self._seq[key] = int((s[-1] + a[-1]) & 0xFFFFFFFF)
+
+    def _template_change_point(self, parsed: list, sets: _Sets, is_data: np.ndarray, exps: list[str],
+                               domain_l: list[int], version: int) -> int | None:
+        """Index of the first datagram that changes or withdraws a template that an earlier
+        datagram of this batch used, or None (the usual case: templates are merely resent)."""
+        suspects = []
+        for i, _sid, (tmpls, withdrawn, _errs) in parsed:
+            for t in tmpls:
+                old = self._templates.get((exps[i], version, domain_l[i], t.template_id))
+                if old is not None and old is not t and not old.same_layout(t):
+                    suspects.append((i, t.template_id))
+            for tid in withdrawn:
+                suspects.append((i, None if tid in (2, 3) else tid))
+        if not suspects:
+            return None
+        dgs, ids = sets.dg[is_data].tolist(), sets.set_id[is_data].tolist()
+        for i, tid in suspects:
+            exp, dom = exps[i], domain_l[i]
+            if any(d < i and exps[d] == exp and domain_l[d] == dom and (tid is None or t2 == tid)
+                   for d, t2 in zip(dgs, ids)):
+                return i
+        return None
 
     def _split(self, items: list[Item], at: int, version: int, hdr_len: int) -> list[pa.RecordBatch]:
         if at <= 0:                      # cannot split before the first datagram: decode in order
@@ -504,7 +552,7 @@ class Decoder:
         def addr(ies4: tuple[int, ...], ies6: tuple[int, ...]) -> np.ndarray | None:
             for ie in ies4:
                 if ie in c and c[ie][1] == 4:
-                    return v4_to_addr16(recs[c[ie][0]])
+                    return u32_to_addr16(recs[c[ie][0]])
             for ie in ies6:
                 if ie in c and c[ie][1] == 16:
                     return recs[c[ie][0]]

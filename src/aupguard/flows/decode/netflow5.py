@@ -9,7 +9,7 @@ from aupguard.flows.decode.binary import signed32, u16, u32
 HEADER_LEN = 24
 RECORD_LEN = 48
 RECORD_DTYPE = np.dtype([
-    ("src", np.uint8, (4,)), ("dst", np.uint8, (4,)), ("nexthop", np.uint8, (4,)),
+    ("src", ">u4"), ("dst", ">u4"), ("nexthop", ">u4"),
     ("input", ">u2"), ("output", ">u2"), ("packets", ">u4"), ("bytes", ">u4"),
     ("first", ">u4"), ("last", ">u4"), ("src_port", ">u2"), ("dst_port", ">u2"),
     ("pad1", "u1"), ("tcp_flags", "u1"), ("proto", "u1"), ("tos", "u1"),

@@ -89,7 +89,7 @@ def compile_template(t: Template) -> Template:
             name = f"f{i}"
             names.append(name)
             offsets.append(offset)
-            if f.ie in ADDR4_IES or f.ie in ADDR6_IES or f.length not in (1, 2, 4, 8):
+            if f.ie in ADDR6_IES or f.length not in (1, 2, 4, 8):
                 formats.append((np.uint8, (f.length,)))
             else:
                 formats.append(f">u{f.length}")
