@@ -33,7 +33,8 @@ _LABELLED_PHONE = re.compile(r"\b(?P<label>phone|tel|telephone|fax|mobile)(?P<se
                              r"[\d()+][\d ()\-+.]{6,}\d", re.IGNORECASE)
 _PERSONAL_HEADERS = re.compile(
     r"^(?P<name>(from|reply-to|sender|return-path|reported-by|reporter|contact|name|phone|"
-    r"tel|telephone|address|signed|x-arf-reporter|reporter-name|reporter-email)\s*:)(?P<value>.*)$",
+    r"tel|telephone|address|signed|x-arf-reporter|reporter-name|reporter-email|to|cc|"
+    r"original-rcpt-to|removal-recipient|delivered-to|x-original-to)\s*:)(?P<value>.*)$",
     re.IGNORECASE | re.MULTILINE)
 # C0/C1 controls and Unicode line separators: a quoted line must not break into an unquoted one.
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
@@ -63,6 +64,44 @@ def sanitise(text: str, limit: int) -> str:
 
 def quote(text: str) -> str:
     return "\n".join("> " + line for line in text.split("\n"))
+
+
+_QUOTED_HEADERS = ("Date", "From", "To", "Subject", "Message-ID", "Received")
+
+
+def readable(raw: bytes) -> str:
+    """The readable parts of a complaint: a mail's text parts, feedback report and the
+    reported message's headers (not MIME boundaries and transfer encodings); other
+    content as decoded text."""
+    head = raw[:4096]
+    if not (b"\nContent-Type:" in head or b"\nSubject:" in head or head.startswith(b"From")):
+        return raw.decode("utf-8", "replace")
+    import email
+    import email.policy
+
+    try:
+        message = email.message_from_bytes(raw, policy=email.policy.default)
+        out: list[str] = []
+        for part in message.walk():
+            ctype = part.get_content_type()
+            if ctype in ("text/plain", "message/feedback-report", "text/rfc822-headers"):
+                payload = part.get_payload(decode=True) or b""
+                charset = part.get_content_charset() or "utf-8"
+                try:
+                    out.append(payload.decode(charset, "replace"))
+                except LookupError:
+                    out.append(payload.decode("utf-8", "replace"))
+            elif ctype == "message/rfc822":
+                inner = part.get_payload()
+                inner = inner[0] if isinstance(inner, list) and inner else inner
+                if hasattr(inner, "items"):
+                    out.append("\n".join(f"{k}: {v}" for k, v in inner.items()
+                                         if k in _QUOTED_HEADERS))
+            if sum(len(x) for x in out) > 200_000:
+                break
+        return "\n\n".join(x.strip() for x in out if x.strip()) or raw.decode("utf-8", "replace")
+    except Exception:  # hostile MIME: fall back to the raw text, never fail the notice
+        return raw.decode("utf-8", "replace")
 
 
 def _sample_line(sample: dict[str, Any]) -> str:
@@ -104,7 +143,7 @@ def excerpts(settings, incidents: list, *, redact_personal: bool) -> list[Excerp
                 except Exception:  # deleted by retention or corrupt: say so, never fail the notice
                     chunks.append(f"[evidence {sha} no longer available]")
                     continue
-                chunks.append(raw.decode("utf-8", "replace"))
+                chunks.append(readable(raw))
             elif not sha and len(samples) < MAX_SAMPLES_PER_INCIDENT:
                 samples.append(_sample_line(item))
         if samples:
