@@ -1,0 +1,160 @@
+"""The per-ASN CDR rule as SQL, written once in a portable subset of DuckDB's dialect.
+
+DuckDB runs it over the Parquet flow store; ``to_spark`` transpiles it with
+sqlglot for Spark SQL over the same layout. Rules for staying portable:
+- constants that must be doubles are written ``CAST(x AS DOUBLE)`` (Spark reads
+  ``300.0`` as DECIMAL);
+- times are compared as epoch milliseconds, never as timestamp literals (the
+  two engines disagree on literal time zones);
+- the one function that does not map (DuckDB ``EPOCH_MS(ts)``, which sqlglot
+  reads as its inverse) gets a per-dialect override in ``to_spark``.
+
+Definition of the figure (also printed by the report):
+1. A flow belongs to its ``client`` (enrichment: the source if it is a
+   client, else the destination); its remote end is the destination for
+   ``client_dir = 'out'`` and the source for ``'in'``.
+2. Its bytes are spread over the ``bin_ms`` bins it overlaps, pro rata by
+   time (a zero-length flow lands in the bin of its start).
+3. Every distinct AS on the remote end's AS path (transit ASes and the
+   origin, prepends counted once) is charged the flow's bytes in each bin.
+4. Rate per bin = bytes * 8 / bin seconds, per direction ("in", "out") and
+   summed ("all").
+5. The percentile is nearest-rank over all N bins of the month, zero bins
+   included, as in 95th-percentile billing: sorted descending, the K-th bin
+   with K = N - ceil(p/100 * N) + 1 (for 31 days of 5-minute bins, N = 8928,
+   the top 446 bins are dropped and the 447th is the figure). Fewer than K
+   non-zero bins give 0.
+"""
+
+from __future__ import annotations
+
+import math
+
+REPORT_SQL = """
+WITH f AS (
+    SELECT
+        client,
+        client_dir,
+        CASE WHEN client_dir = 'out' THEN dst_as_path ELSE src_as_path END AS path,
+        CASE WHEN client_dir = 'out' THEN dst_asn ELSE src_asn END AS remote_asn,
+        CAST(bytes AS DOUBLE) AS nbytes,
+        EPOCH_MS("start") AS s,
+        GREATEST(EPOCH_MS("end"), EPOCH_MS("start")) AS e
+    FROM flows
+    WHERE client IS NOT NULL
+      AND client_dir IN ('in', 'out')
+      AND bytes > 0
+      {client_filter}
+),
+fb AS (
+    SELECT *,
+        CAST(FLOOR(CAST(s AS DOUBLE) / CAST({bin_ms} AS DOUBLE)) AS BIGINT) AS b0,
+        CAST(FLOOR(CAST(GREATEST(e - 1, s) AS DOUBLE) / CAST({bin_ms} AS DOUBLE)) AS BIGINT) AS b1
+    FROM f
+    WHERE e >= {month_start_ms} AND s < {month_end_ms} AND path IS NOT NULL
+),
+spread AS (
+    SELECT client, client_dir, path, remote_asn, b0 AS bin, nbytes AS nbytes
+    FROM fb WHERE b0 = b1
+    UNION ALL
+    SELECT client, client_dir, path, remote_asn, bin,
+        nbytes * CAST(LEAST(e, (bin + 1) * {bin_ms}) - GREATEST(s, bin * {bin_ms}) AS DOUBLE)
+            / CAST(e - s AS DOUBLE) AS nbytes
+    FROM (SELECT *, UNNEST(GENERATE_SERIES(b0, b1)) AS bin FROM fb WHERE b0 < b1) AS multi
+),
+by_path AS (
+    SELECT client, client_dir, path, remote_asn, bin, SUM(nbytes) AS nbytes
+    FROM spread
+    WHERE bin >= {first_bin} AND bin < {end_bin}
+    GROUP BY client, client_dir, path, remote_asn, bin
+),
+per_as AS (
+    SELECT client, client_dir, bin, asn, nbytes,
+        CASE WHEN asn = remote_asn THEN nbytes ELSE CAST(0 AS DOUBLE) END AS origin_bytes
+    FROM (SELECT *, UNNEST(LIST_DISTINCT(path)) AS asn FROM by_path) AS exploded
+),
+dir_bins AS (
+    SELECT client, asn, client_dir AS dir, bin, SUM(nbytes) AS nbytes, SUM(origin_bytes) AS origin_bytes
+    FROM per_as
+    GROUP BY client, asn, client_dir, bin
+),
+series AS (
+    SELECT client, asn, dir, bin, nbytes, origin_bytes FROM dir_bins
+    UNION ALL
+    SELECT client, asn, 'all' AS dir, bin, SUM(nbytes) AS nbytes, SUM(origin_bytes) AS origin_bytes
+    FROM dir_bins
+    GROUP BY client, asn, bin
+),
+ranked AS (
+    SELECT client, asn, dir, nbytes, origin_bytes,
+        nbytes * CAST(8 AS DOUBLE) / CAST({bin_seconds} AS DOUBLE) AS bps,
+        ROW_NUMBER() OVER (PARTITION BY client, asn, dir ORDER BY nbytes DESC) AS rk
+    FROM series
+),
+pct AS (
+    SELECT client, asn, dir,
+        MAX(CASE WHEN rk = {rank} THEN bps ELSE CAST(0 AS DOUBLE) END) AS p_bps,
+        MAX(bps) AS peak_bps,
+        SUM(nbytes) AS total_bytes,
+        SUM(origin_bytes) AS origin_bytes,
+        COUNT(*) AS busy_bins
+    FROM ranked
+    GROUP BY client, asn, dir
+)
+SELECT
+    client,
+    asn,
+    MAX(CASE WHEN dir = 'all' THEN p_bps ELSE CAST(0 AS DOUBLE) END) AS p_sum_bps,
+    MAX(CASE WHEN dir = 'in' THEN p_bps ELSE CAST(0 AS DOUBLE) END) AS p_in_bps,
+    MAX(CASE WHEN dir = 'out' THEN p_bps ELSE CAST(0 AS DOUBLE) END) AS p_out_bps,
+    MAX(CASE WHEN dir = 'all' THEN peak_bps ELSE CAST(0 AS DOUBLE) END) AS peak_bps,
+    MAX(CASE WHEN dir = 'all' THEN total_bytes ELSE CAST(0 AS DOUBLE) END) AS total_bytes,
+    MAX(CASE WHEN dir = 'all' THEN origin_bytes ELSE CAST(0 AS DOUBLE) END) AS origin_bytes,
+    MAX(CASE WHEN dir = 'all' THEN busy_bins ELSE 0 END) AS busy_bins
+FROM pct
+GROUP BY client, asn
+ORDER BY client, asn
+"""
+
+
+def bins_in(month_start_ms: int, month_end_ms: int, bin_ms: int) -> tuple[int, int]:
+    """(first bin number, end bin number exclusive) covering the month."""
+    first = month_start_ms // bin_ms
+    end = -(-month_end_ms // bin_ms)
+    return first, end
+
+
+def rank_for(n_bins: int, percentile: float) -> int:
+    """Descending position of the nearest-rank percentile among n_bins values."""
+    ascending = max(1, math.ceil(round(percentile / 100 * n_bins, 9)))
+    return n_bins - ascending + 1
+
+
+def render(month_start_ms: int, month_end_ms: int, bin_seconds: int, percentile: float,
+           client_id: str | None = None) -> str:
+    """The report SQL with its parameters filled in (all numeric; the client id is quoted)."""
+    bin_ms = int(bin_seconds) * 1000
+    first, end = bins_in(month_start_ms, month_end_ms, bin_ms)
+    client_filter = ""
+    if client_id is not None:
+        client_filter = "AND client = '" + client_id.replace("'", "''") + "'"
+    return REPORT_SQL.format(
+        bin_ms=bin_ms, bin_seconds=int(bin_seconds), month_start_ms=int(month_start_ms),
+        month_end_ms=int(month_end_ms), first_bin=first, end_bin=end,
+        rank=rank_for(end - first, percentile), client_filter=client_filter)
+
+
+def to_spark(sql: str) -> str:
+    """Transpile to Spark SQL, with the one per-dialect override (EPOCH_MS of a timestamp)."""
+    import sqlglot
+    from sqlglot import exp
+
+    tree = sqlglot.parse_one(sql, read="duckdb")
+
+    def fix(node: exp.Expression) -> exp.Expression:
+        # DuckDB EPOCH_MS(timestamp) -> ms since epoch; sqlglot reads it as ms -> timestamp.
+        if isinstance(node, exp.UnixToTime):
+            return exp.Anonymous(this="UNIX_MILLIS", expressions=[node.this])
+        return node
+
+    return tree.transform(fix).sql(dialect="spark", pretty=True)
