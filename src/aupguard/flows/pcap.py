@@ -84,7 +84,7 @@ class _Reassembler:
     def add(self, ip: dpkt.ip.IP) -> bytes | None:
         """The whole IP payload once every fragment is in, else None."""
         key = (ip.src, ip.dst, ip.id, ip.p)
-        offset = ip.offset  # in bytes
+        offset = ip.offset * 8  # the header field counts 8-byte units
         if key not in self.sets and len(self.sets) >= MAX_FRAGMENT_SETS:
             oldest = next(iter(self.sets))  # drop the oldest incomplete datagram
             del self.sets[oldest]
@@ -166,6 +166,13 @@ def datagrams(path: Path, ports: frozenset[int] | None = DEFAULT_PORTS,
                     stats.skip("other UDP port")
                     continue
                 payload = bytes(udp.data)
+                if udp.ulen > 8 + len(payload):
+                    # Cut by the capture's snaplen or a truncated file: decoding half a
+                    # datagram would only produce errors.
+                    stats.skip("datagram truncated by the capture")
+                    continue
+                if udp.ulen >= 8:
+                    payload = payload[:udp.ulen - 8]  # drop link-layer padding
                 if not payload:
                     stats.skip("empty UDP payload")
                     continue
