@@ -34,8 +34,11 @@ def register(root: typer.Typer) -> None:
     def demo(
         ctx: typer.Context,
         serve: bool = typer.Option(True, "--serve/--no-serve", help="Serve the console after the demo."),
+        data_dir: Path = typer.Option(None, "--data-dir",
+                                      help="Where the demo keeps its data (default: ./aupguard-demo; wiped each run)."),
     ) -> None:
-        """Run the whole system on the embedded defaults with generated sample data."""
-        from aupguard.demo import run_demo
+        """Run the whole system on built-in sample data: registry, attacks replayed by
+        softflowd into the collector, sample complaints, cases, and the web console."""
+        from aupguard.demo.runner import run_demo
 
-        run_demo(state(ctx), serve=serve)
+        run_demo(state(ctx), serve=serve, data_dir=data_dir)

@@ -1,0 +1,1 @@
+"""`aupguard demo`: the whole system on embedded defaults and generated sample data."""
