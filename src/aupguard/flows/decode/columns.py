@@ -75,6 +75,27 @@ def _numeric(arr: np.ndarray, dtype, pa_type: pa.DataType, n: int, mask: np.ndar
     return pa.Array.from_buffers(pa_type, n, [None, pa.py_buffer(arr)])
 
 
+_SHARED: dict[tuple[int, int], pa.Buffer] = {}
+
+
+def _filled_buffer(nbytes: int, fill: int) -> pa.Buffer:
+    """A read-only buffer of at least nbytes bytes all equal to fill, shared between batches
+    (absent columns cost no allocation per batch)."""
+    key = (fill, 0)
+    buf = _SHARED.get(key)
+    if buf is None or buf.size < nbytes:
+        buf = pa.py_buffer(np.full(max(nbytes, 1 << 20), fill & 0xFF, dtype=np.uint8))
+        _SHARED[key] = buf
+    return buf
+
+
+def _constant(pa_type: pa.DataType, n: int, fill: int, null: bool = False) -> pa.Array:
+    width = 16 if pa_type == ADDR else pa_type.bit_width // 8
+    validity = _filled_buffer((n + 7) // 8, 0) if null else None
+    return pa.Array.from_buffers(pa_type, n, [validity, _filled_buffer(n * width, fill)],
+                                 null_count=n if null else 0)
+
+
 def make_batch(n: int, cols: dict[str, np.ndarray]) -> pa.RecordBatch:
     """Build a ``FLOW_SCHEMA`` batch of ``n`` rows from whatever columns were decoded.
 
@@ -89,16 +110,16 @@ def make_batch(n: int, cols: dict[str, np.ndarray]) -> pa.RecordBatch:
             arrays.append(_numeric(np.asarray(value), np.int64, TS, n, None))
         elif field.type == ADDR:
             if value is None:
-                arrays.append(pa.nulls(n, type=ADDR))
+                arrays.append(_constant(ADDR, n, 0, null=True))
             else:
                 arrays.append(addr_array(value, cols.get(name + "_valid")))
         else:
             dtype = _INT_TYPES[name]
             if value is None:
                 if name in _DEFAULTS:
-                    arrays.append(_numeric(np.full(n, _DEFAULTS[name], dtype=dtype), dtype, field.type, n, None))
+                    arrays.append(_constant(field.type, n, _DEFAULTS[name]))
                 else:
-                    arrays.append(pa.nulls(n, type=field.type))
+                    arrays.append(_constant(field.type, n, 0, null=True))
             else:
                 arrays.append(_numeric(np.asarray(value), dtype, field.type, n, cols.get(name + "_null")))
     return pa.RecordBatch.from_arrays(arrays, schema=FLOW_SCHEMA)

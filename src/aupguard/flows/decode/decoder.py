@@ -399,11 +399,14 @@ class Decoder:
         """Index of the first datagram that changes or withdraws a template that an earlier
         datagram of this batch used, or None (the usual case: templates are merely resent)."""
         suspects = []
+        current: dict[tuple, Template] = {}          # templates as the batch defines them, in order
         for i, _sid, (tmpls, withdrawn, _errs) in parsed:
             for t in tmpls:
-                old = self._templates.get((exps[i], version, domain_l[i], t.template_id))
+                key = (exps[i], version, domain_l[i], t.template_id)
+                old = current.get(key) or self._templates.get(key)
                 if old is not None and old is not t and not old.same_layout(t):
                     suspects.append((i, t.template_id))
+                current[key] = t
             for tid in withdrawn:
                 suspects.append((i, None if tid in (2, 3) else tid))
         if not suspects:
