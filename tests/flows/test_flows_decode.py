@@ -300,3 +300,13 @@ def test_stats_as_dict_and_bad_exporter():
     d = dec.stats.as_dict()
     assert d["total"]["errors"] == {"bad_exporter": 1}
     assert d["exporters"]["not-an-address"]["datagrams"] == 1
+
+
+def test_ipfix_withdrawal_inside_one_batch_applies_from_that_datagram_on():
+    dec = Decoder()
+    t = B.flowset(2, B.ipfix_template(256, [(8, 4), (12, 4)]))
+    rec = B.flowset(256, B.v4("10.0.0.1") + B.v4("10.0.0.2"))
+    withdraw = B.flowset(2, struct.pack(">HH", 256, 0))
+    batch = [(B.ipfix([t, rec]), EXP, 0), (B.ipfix([rec, withdraw]), EXP, 0), (B.ipfix([rec]), EXP, 0)]
+    assert len(rows(dec.feed_many(batch))) == 2          # the third datagram's record waits
+    assert dec.pending_records() > 0 and dec.stats[EXP].templates == 0

@@ -320,6 +320,7 @@ class Decoder:
                 return self._split(items, split_at, version, hdr_len)
         for idx, kind in errors:
             self.stats.error(exps[idx], kind, f"v{version} datagram from {exps[idx]}")
+        withdrawals: list[tuple] = []                # applied after this batch's data (see above)
         for i, sid, (tmpls, withdrawn, errs) in parsed:
             exp, dom = exps[i], domain_l[i]
             for e in errs:
@@ -331,7 +332,7 @@ class Decoder:
                 self._templates[key] = t
                 changed.add(key)
             for tid in withdrawn:
-                self._withdraw(exp, version, dom, tid, sid)
+                withdrawals.append((exp, dom, tid, sid))
 
         # 2. data sets grouped by template key
         out: list[pa.RecordBatch] = []
@@ -366,9 +367,11 @@ class Decoder:
             np.add.at(dg_records, dg, per_set)
             if batch is not None:
                 out.append(batch)
-        # 3. held data whose template just arrived
+        # 3. held data whose template just arrived; then withdrawals
         for key in changed:
             out += self._release(key)
+        for exp, dom, tid, sid in withdrawals:
+            self._withdraw(exp, version, dom, tid, sid)
         # 4. sequence numbers: v9 counts datagrams, IPFIX counts data records
         advance = np.ones(len(items), dtype=np.int64) if version == 9 else dg_records
         streams = (codes << 32) | domain.astype(np.int64)
@@ -405,18 +408,24 @@ class Decoder:
                 key = (exps[i], version, domain_l[i], t.template_id)
                 old = current.get(key) or self._templates.get(key)
                 if old is not None and old is not t and not old.same_layout(t):
-                    suspects.append((i, t.template_id))
+                    suspects.append((i, t.template_id, False))
                 current[key] = t
             for tid in withdrawn:
-                suspects.append((i, None if tid in (2, 3) else tid))
+                suspects.append((i, None if tid in (2, 3) else tid, True))
         if not suspects:
             return None
         dgs, ids = sets.dg[is_data].tolist(), sets.set_id[is_data].tolist()
-        for i, tid in suspects:
+        for sus in suspects:
+            i, tid, withdrawal = sus
             exp, dom = exps[i], domain_l[i]
-            if any(d < i and exps[d] == exp and domain_l[d] == dom and (tid is None or t2 == tid)
-                   for d, t2 in zip(dgs, ids)):
-                return i
+            # a changed template must not reach earlier data; a withdrawal (applied at the end of
+            # the batch) must not leave its template to later data
+            for d, t2 in zip(dgs, ids):
+                if exps[d] == exp and domain_l[d] == dom and (tid is None or t2 == tid):
+                    if not withdrawal and d < i:
+                        return i
+                    if withdrawal and d > i:
+                        return i + 1
         return None
 
     def _split(self, items: list[Item], at: int, version: int, hdr_len: int) -> list[pa.RecordBatch]:
@@ -461,7 +470,7 @@ class Decoder:
         if not queue:
             return []
         mine = [h for h in queue if h.key == key]
-        if not mine:
+        if not mine or key not in self._templates:
             return []
         rest = deque(h for h in queue if h.key != key)
         self._held[key[0]] = rest
