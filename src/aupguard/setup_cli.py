@@ -42,3 +42,41 @@ def register(root: typer.Typer) -> None:
         from aupguard.demo.runner import run_demo
 
         run_demo(state(ctx), serve=serve, data_dir=data_dir)
+
+    @root.command("run")
+    def run(
+        ctx: typer.Context,
+        flows: bool = typer.Option(True, "--flows/--no-flows", help="Collect and detect on flow exports."),
+        intake: bool = typer.Option(True, "--intake/--no-intake", help="Run the abuse-mailbox SMTP listener."),
+        web: bool = typer.Option(True, "--web/--no-web", help="Serve the console and REST API."),
+    ) -> None:
+        """Run everything: collector + enrichment + detection, abuse mailbox, case handling,
+        and the web console (all on loopback unless configured otherwise)."""
+        import threading
+
+        from aupguard import runner
+
+        app = state(ctx)
+        settings, store = app.settings, app.store
+        services = runner.start(settings, store, flows=flows, intake=intake)
+        where = []
+        if services.collector is not None:
+            where.append("flows on " + ", ".join(f"{a}:{p}" for a, p in services.collector.ports))
+        if services.intake is not None:
+            where.append(f"abuse mailbox on {settings.intake.listen_host}:{settings.intake.listen_port}")
+        if web:
+            where.append(f"console on http://{settings.web.host}:{settings.web.port}/")
+        console.print("aupguard running: " + "; ".join(where) + " (Ctrl-C stops)")
+        try:
+            if web:
+                from aupguard.web.app import serve
+
+                serve(settings, store)
+            else:
+                threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            runner.stop(services)
+            console.print("stopped; everything received was stored")
+
