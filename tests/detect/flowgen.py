@@ -239,3 +239,42 @@ def c2_contact(seed: int, start_ms: int = T0) -> pa.Table:
     t = start_ms + np.arange(3) * 10_000
     return flows([BETA_HOST] * 3, [C2_ADDRESS] * 3, sport=50000, dport=443, proto=6,
                  flags=SYN | ACK | PSH | FIN, packets=8, start_ms=t, end_ms=t + 500)
+
+
+SPAMMER = "203.0.113.77"
+
+#: (rule, client, offender, victim, port, clause, headline metric, expected value, tolerance)
+EXPECTED = [
+    ("syn_flood_in", "acme", None, VICTIM, None, "security.flood", "pps", 30000, 0.01),
+    ("udp_flood_out", "beta", BETA_HOST, "45.1.2.3", None, "security.flood", "pps", 40000, 0.01),
+    ("icmp_flood_in", "acme", None, VICTIM, None, "security.flood", "pps", 25000, 0.01),
+    ("reflection_victim", "acme", None, VICTIM, None, "security.flood", "pps", 30000, 0.01),
+    ("reflection_reflector", "acme", DNS_SERVER, "45.9.9.9", 53, "security.flood", "pps", 5000, 0.01),
+    ("smurf", "acme", "198.51.100.255", "45.7.7.7", None, "security.flood", "packets", 200, 0),
+    ("horizontal_scan", "beta", BETA_HOST, "", 23, "security.scan", "hosts", 60, 0),
+    ("vertical_scan", "acme", "45.6.6.6", VICTIM, None, "security.scan", "ports", 40, 0),
+    ("distributed_scan", "acme", None, "", 3389, "security.scan", "hosts", 120, 0),
+    ("spoofing", "beta", None, "45.3.3.3", None, "security.forgery", "flows", 30, 0),
+    ("spam_fanout", "beta", SPAMMER, "", 25, "mail.spam", "hosts", 50, 0),
+    ("mail_bombing", "beta", BETA_HOST, "45.5.5.5", 25, "security.flood", "sessions", 150, 0),
+    ("brute_force", "acme", "45.4.4.4", VICTIM, 22, "security.cracking", "sessions", 40, 0),
+    ("c2_contact", "beta", BETA_HOST, C2_ADDRESS, 443, "mail.malware", "flows", 3, 0),
+]
+
+
+def attacks(seed: int, base_ms: int = T0) -> pa.Table:
+    """Every attack kind, one after the other (seconds from base noted)."""
+    s = lambda sec: base_ms + sec * 1000  # noqa: E731
+    return pa.concat_tables([
+        syn_flood_in(seed + 1, s(10)), udp_flood_out(seed + 2, s(18)),
+        icmp_flood_in(seed + 3, s(26)), reflection_victim(seed + 4, s(34)),
+        reflector(seed + 5, s(42)), smurf(seed + 6, s(50)), horizontal_scan(seed + 7, s(55)),
+        vertical_scan(seed + 8, s(60)), distributed_scan(seed + 9, s(65)),
+        spoofing(seed + 10, s(70)), spam(seed + 11, s(75), src=SPAMMER),
+        spam(seed + 12, s(75), src=BETA_MAIL),             # registered mail server: allowed
+        mail_bomb(seed + 13, s(80)), brute_force(seed + 14, s(90)), c2_contact(seed + 15, s(100)),
+    ])
+
+
+def scenario(seed: int, base_ms: int = T0, seconds: int = 125) -> pa.Table:
+    return pa.concat_tables([normal(seed, base_ms, seconds), attacks(seed, base_ms)]).sort_by("end")

@@ -59,6 +59,9 @@ class DetectSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     interval_s: float = Field(1.0, gt=0, description="Evaluate the rules this often on the live window.")
+    long_interval_s: float = Field(
+        5.0, gt=0, description="Evaluate the minute-long rules (scans, spam, brute force, C2) "
+                               "this often; floods run every interval_s.")
     rules: list[str] = Field(default_factory=list, description="Rules to run (empty: all).")
     disabled_rules: list[str] = Field(default_factory=list, description="Rules never run.")
     hold_s: float = Field(300.0, ge=0, description="End an incident after this long without a finding.")

@@ -27,11 +27,15 @@ import pyarrow.compute as pc
 from aupguard import netaddr
 from aupguard.detect.config import DetectSettings
 from aupguard.detect.prepare import PREPARED_SCHEMA, Context, prepare
-from aupguard.detect.rules import ALL_RULES, STANDARD_COLUMNS, Rule
+from aupguard.detect.rules import ALL_RULES, Rule
+from aupguard.detect.rules.base import AMP_PORT_LIST
 from aupguard.detect.thresholds import Thresholds
 from aupguard.errors import ConfigError
 
 SHORT_LIMIT_S = 10.0
+#: A host is hot (its flows kept for the flood rules) once it reaches this share of the
+#: loosest flood threshold within one evaluation interval.
+HOT_FRACTION = 0.1
 EVIDENCE_ROWS = 5
 ADDRESS_FIELDS = ("offender", "victim")
 
@@ -124,10 +128,17 @@ class Engine:
         self.lock = threading.Lock()
         self.watermark = 0
         self.rows_in = 0
+        self.pending: list[pa.Table] = []
+        self.hot_dst: dict[int, int] = {}
+        self.hot_src: dict[int, int] = {}
+        self.interval_s = settings.interval_s
+        self.long_every_ms = int(settings.long_interval_s * 1000)
+        self._long_run_ms = -(2**62)
 
     # -- input ----------------------------------------------------------------
     def ingest(self, table: pa.Table, prepared: bool = False) -> None:
-        """Add one batch (raw flows, or already prepared)."""
+        """Add one batch (raw flows, or already prepared); sorted into windows at the next
+        evaluation, so any batch size costs the same."""
         if table.num_rows == 0:
             return
         batch = table if prepared else prepare(table, self.ctx)
@@ -135,14 +146,73 @@ class Engine:
             self.rows_in += batch.num_rows
             newest = pc.max(batch.column("end_ms")).as_py()
             self.watermark = max(self.watermark, newest)
+            self.pending.append(batch)
+
+    def _hot_limits(self) -> tuple[dict[str, float], float]:
+        """Per-interval packet/byte/flow counts that make a host hot (a fraction of the
+        loosest flood thresholds), and the reflector packet count."""
+        floods = [r for r in self.short_rules if "pps" in r.defaults and "flows_per_s" in r.defaults]
+        limits = {"packets": float("inf"), "bytes": float("inf"), "flows": float("inf")}
+        for rule in floods:
+            th = self.thresholds.loosest(rule)
+            limits["packets"] = min(limits["packets"], th["pps"])
+            limits["bytes"] = min(limits["bytes"], th["mbps"] * 1e6 / 8)
+            limits["flows"] = min(limits["flows"], th["flows_per_s"])
+        reflect = [self.thresholds.loosest(r)["pps"] for r in self.short_rules
+                   if r.name == "reflection_reflector"]
+        return limits, min(reflect, default=float("inf"))
+
+    def _sort_pending(self) -> None:
+        """Move rows that arrived since the last evaluation into the windows.
+
+        Short window: only rows of *hot* hosts (FastNetMon-style per-host counters:
+        a destination reaching HOT_FRACTION of the loosest flood threshold in the
+        interval, a UDP service-port source likewise for reflectors) plus broadcast
+        destinations. Long window: rows matching a long rule's prefilter.
+        """
+        if not self.pending:
+            return
+        batch = pa.concat_tables(self.pending)
+        self.pending = []
+        span_s = max(self.interval_s, 1e-3)
+        self.con.register("incoming", batch)
+        try:
             if self.short_rules:
-                self.short.add(batch)
+                limits, reflect_pps = self._hot_limits()
+                f = HOT_FRACTION * span_s
+                hot = self.con.sql(
+                    "SELECT dst_key FROM incoming GROUP BY dst_key HAVING "
+                    f"SUM(packets) >= {limits['packets'] * f} OR SUM(bytes) >= {limits['bytes'] * f} "
+                    f"OR COUNT(*) >= {limits['flows'] * f}").fetchnumpy()["dst_key"]
+                hot_src = np.zeros(0, dtype=np.int64)
+                if reflect_pps != float("inf"):
+                    hot_src = self.con.sql(
+                        "SELECT src_key FROM incoming WHERE proto = 17 AND src_port IN "
+                        f"({AMP_PORT_LIST}) GROUP BY src_key HAVING SUM(packets) >= "
+                        f"{reflect_pps * f}").fetchnumpy()["src_key"]
+                expiry = self.watermark + self.short.span_ms
+                for key in np.asarray(hot, dtype=np.int64).tolist():
+                    self.hot_dst[key] = expiry
+                for key in np.asarray(hot_src, dtype=np.int64).tolist():
+                    self.hot_src[key] = expiry
+                keep = np.asarray(batch.column("dst_bcast").to_numpy(zero_copy_only=False))
+                if self.hot_dst:
+                    keep = keep | np.isin(batch.column("dst_key").to_numpy(),
+                                          np.fromiter(self.hot_dst, np.int64))
+                if self.hot_src:
+                    keep = keep | np.isin(batch.column("src_key").to_numpy(),
+                                          np.fromiter(self.hot_src, np.int64))
+                if keep.any():
+                    self.short.add(batch.filter(pa.array(keep)))
             if self.long_rules:
-                self.con.register("incoming", batch)
                 kept = self.con.sql(
                     f"SELECT * FROM incoming WHERE {self._long_filter}").to_arrow_table()
-                self.con.unregister("incoming")
                 self.long.add(kept.cast(PREPARED_SCHEMA))
+        finally:
+            self.con.unregister("incoming")
+        for hot_set in (self.hot_dst, self.hot_src):
+            for key in [k for k, t in hot_set.items() if t < self.watermark]:
+                del hot_set[key]
 
     # -- evaluation -------------------------------------------------------------
     def evaluate(self, until_ms: int | None = None,
@@ -152,11 +222,16 @@ class Engine:
         `evidence_for`: keys already evidenced (sample flows are attached only once).
         """
         with self.lock:
+            self._sort_pending()
             until = int(until_ms if until_ms is not None else self.watermark)
             self.short.evict(until)
             self.long.evict(until)
             out: list[Detection] = []
-            for rules, window in ((self.short_rules, self.short), (self.long_rules, self.long)):
+            run_long = until - self._long_run_ms >= self.long_every_ms
+            if run_long:
+                self._long_run_ms = until
+            for rules, window in ((self.short_rules, self.short),
+                                  (self.long_rules if run_long else [], self.long)):
                 if not rules or not window.batches:
                     continue
                 table = window.table()

@@ -38,7 +38,22 @@ PREPARED_SCHEMA = pa.schema([
     ("src_client", pa.string()), ("dst_client", pa.string()), ("if_client", pa.string()),
     ("src_bogon", pa.bool_()), ("dst_bcast", pa.bool_()),
     ("src_feed", pa.int32()), ("dst_feed", pa.int32()), ("src_mail", pa.bool_()),
+    ("src_key", pa.int64()), ("dst_key", pa.int64()),
 ])
+
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+
+
+def address_key(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    """A 64-bit key per address: exact for IPv4 (the mapped low half), a hash for IPv6.
+
+    Used only to find hot hosts quickly (int64 grouping is 2-4x faster than 16-byte
+    blobs in DuckDB); a hash collision merely keeps more rows, never loses one.
+    """
+    with np.errstate(over="ignore"):
+        mixed = (hi * _MIX) ^ lo
+    key = np.where(hi == 0, lo, mixed | np.uint64(1 << 62))
+    return key.view(np.int64)
 
 
 class PrefixSet:
@@ -145,7 +160,7 @@ def prepare(table: pa.Table, ctx: Context) -> pa.Table:
     if "src_client" in table.column_names and "dst_client" in table.column_names:
         src_client = table.column("src_client").combine_chunks().cast(pa.string())
         dst_client = table.column("dst_client").combine_chunks().cast(pa.string())
-    elif ctx.index is not None:
+    elif ctx.index is not None and ctx.index.spans:
         t = start.to_numpy()
         src_client = ctx.index.lookup_arrow(src, t).cast(pa.string())
         dst_client = ctx.index.lookup_arrow(dst, t).cast(pa.string())
@@ -167,17 +182,21 @@ def prepare(table: pa.Table, ctx: Context) -> pa.Table:
     else:
         if_client = pa.nulls(n, pa.string())
 
-    src_bogon = (ctx.bogons.lookup(s_hi, s_lo) >= 0) & ~np.asarray(
-        src_client.is_valid().to_numpy(zero_copy_only=False))
+    # Only sources nobody holds can be bogons (clients may hold documentation/private space).
+    unheld = ~np.asarray(src_client.is_valid().to_numpy(zero_copy_only=False))
+    src_bogon = np.zeros(n, dtype=bool)
+    if unheld.any():
+        src_bogon[unheld] = ctx.bogons.lookup(s_hi[unheld], s_lo[unheld]) >= 0
     dst_mask = _col(table, "dst_mask", pa.int64()).to_numpy()
     return pa.table([
         start, end, src, dst,
         _col(table, "src_port", pa.int32()), _col(table, "dst_port", pa.int32()),
         _col(table, "proto", pa.int32()), _col(table, "tcp_flags", pa.int32()),
         _col(table, "packets", pa.int64()), _col(table, "bytes", pa.int64()),
-        _col(table, "packets_raw", pa.int64(), 1), _col(table, "sampling_rate", pa.int64(), 1),
+        _col(table, "packets_raw", pa.int64(), 1), pc.max_element_wise(_col(table, "sampling_rate", pa.int64(), 1), 1),
         src_client, dst_client, if_client,
         pa.array(src_bogon), pa.array(_broadcast(d_hi, d_lo, dst_mask)),
         pa.array(ctx.feeds.lookup(s_hi, s_lo)), pa.array(ctx.feeds.lookup(d_hi, d_lo)),
         pa.array(ctx.mail_servers.lookup(s_hi, s_lo) >= 0),
+        pa.array(address_key(s_hi, s_lo)), pa.array(address_key(d_hi, d_lo)),
     ], schema=PREPARED_SCHEMA)
