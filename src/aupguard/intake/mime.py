@@ -68,6 +68,7 @@ class Complaint:
     parts: list[Part]
     errors: list[str] = field(default_factory=list)
     filename: str = ""
+    cache: dict = field(default_factory=dict)   # parsers' per-complaint memo
 
     def header(self, name: str) -> str:
         if self.message is None:

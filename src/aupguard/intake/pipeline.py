@@ -103,8 +103,10 @@ class Intake:
 
     # -- parsing (no database) -------------------------------------------------------------
     def prepare(self, raw: bytes, *, source: str = "smtp", filename: str = "",
-                received_at: datetime | None = None) -> Prepared:
-        sha, ref = self.raw.put(raw)  # durable before anything can fail
+                received_at: datetime | None = None, sync: bool = True) -> Prepared:
+        # Stored before parsing; with sync=False made durable by one syncfs per batch,
+        # still before the database records it (commit calls raw.sync()).
+        sha, ref = self.raw.put(raw, sync=sync)
         complaint = parse_complaint(raw, self.limits, filename)
         ctx = ParseContext(excerpt_chars=self.config.excerpt_chars,
                            max_events=self.config.max_events_per_message,
@@ -130,7 +132,7 @@ class Intake:
 
     # -- storing ---------------------------------------------------------------------------
     def ingest(self, raw: bytes, **kwargs) -> Ingested:
-        prepared = self.prepare(raw, **kwargs)
+        prepared = self.prepare(raw, **kwargs)  # sync=True: a lone message fsyncs itself
         with self.store.session() as session:
             return self.commit(session, [prepared])[0]
 
@@ -139,7 +141,7 @@ class Intake:
         pending: list[Prepared] = []
         for item in raws:
             data, filename = item if isinstance(item, tuple) else (item, "")
-            pending.append(self.prepare(data, filename=filename, **kwargs))
+            pending.append(self.prepare(data, filename=filename, sync=False, **kwargs))
             if len(pending) >= batch:
                 with self.store.session() as session:
                     results.extend(self.commit(session, pending))
@@ -150,6 +152,7 @@ class Intake:
         return results
 
     def commit(self, session: Session, batch: list[Prepared]) -> list[Ingested]:
+        self.raw.sync()
         index = self.index(session)
         tolerance = timedelta(hours=self.config.time_tolerance_hours)
         all_events = [e for p in batch for e in p.events]

@@ -7,6 +7,7 @@ to tmp/, fsynced, renamed into new/ and the directory fsynced, before we answer.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import itertools
 import os
@@ -26,16 +27,32 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def durable_write(target: Path, data: bytes, tmp_dir: Path | None = None) -> None:
-    """Write, fsync, rename into place, fsync the directory: all or nothing."""
+def syncfs(path: Path) -> None:
+    """Flush the whole file system holding `path` once (Linux syncfs(2)): one flush for a
+    batch of files instead of two fsyncs per file. Falls back to sync(2)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if getattr(libc, "syncfs", None) is None or libc.syncfs(fd) != 0:
+            os.sync()
+    finally:
+        os.close(fd)
+
+
+def durable_write(target: Path, data: bytes, tmp_dir: Path | None = None,
+                  sync: bool = True) -> None:
+    """Write, fsync, rename into place, fsync the directory: all or nothing.
+    With sync=False the caller promises a syncfs() before it relies on the file."""
     tmp_dir = tmp_dir or target.parent
     tmp = tmp_dir / f".{target.name}.{os.getpid()}.{next(_counter)}.tmp"
     with open(tmp, "wb") as handle:
         handle.write(data)
         handle.flush()
-        os.fsync(handle.fileno())
+        if sync:
+            os.fsync(handle.fileno())
     os.replace(tmp, target)
-    fsync_dir(target.parent)
+    if sync:
+        fsync_dir(target.parent)
 
 
 class RawStore:
@@ -43,15 +60,23 @@ class RawStore:
 
     def __init__(self, root: Path):
         self.root = Path(root)
+        self._unsynced = False
 
-    def put(self, data: bytes) -> tuple[str, str]:
+    def put(self, data: bytes, *, sync: bool = True) -> tuple[str, str]:
         digest = hashlib.sha256(data).hexdigest()
         ref = f"raw/{digest[:2]}/{digest[2:4]}/{digest}.eml"
         target = self.root / ref
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
-            durable_write(target, data)
+            durable_write(target, data, sync=sync)
+            self._unsynced = self._unsynced or not sync
         return digest, ref
+
+    def sync(self) -> None:
+        """Make every put(sync=False) durable (before the database records it)."""
+        if self._unsynced:
+            syncfs(self.root)
+            self._unsynced = False
 
     def get(self, ref: str) -> bytes:
         path = (self.root / ref).resolve()
