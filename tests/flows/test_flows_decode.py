@@ -310,3 +310,16 @@ def test_ipfix_withdrawal_inside_one_batch_applies_from_that_datagram_on():
     batch = [(B.ipfix([t, rec]), EXP, 0), (B.ipfix([rec, withdraw]), EXP, 0), (B.ipfix([rec]), EXP, 0)]
     assert len(rows(dec.feed_many(batch))) == 2          # the third datagram's record waits
     assert dec.pending_records() > 0 and dec.stats[EXP].templates == 0
+
+
+def test_sflow_sampled_ipv4_record_and_sequence_gaps():
+    dec = Decoder()
+    sampled = struct.pack(">II", 3, 32) + struct.pack(">II4s4sIIII", 400, 17, B.v4("10.5.5.5"), B.v4("10.6.6.6"),
+                                                      1111, 2222, 0, 0)
+    out = rows(dec.feed(B.sflow([B.sflow_flow_sample([sampled], rate=100)], seq=10), EXP, 0))
+    assert (format_address(out[0]["src_addr"]), out[0]["src_port"], out[0]["dst_port"], out[0]["proto"]) == \
+        ("10.5.5.5", 1111, 2222, 17)
+    assert (out[0]["bytes_raw"], out[0]["bytes"]) == (400, 40000)
+    dec.feed(B.sflow([], seq=11), EXP, 0)
+    dec.feed(B.sflow([], seq=15), EXP, 0)
+    assert dec.stats[EXP].sequence_gaps == 3

@@ -694,7 +694,7 @@ class Decoder:
 
     # ---------------------------------------------------------------- sFlow
     def _decode_sflow(self, items: list[Item]) -> list[pa.RecordBatch]:
-        samples = sflow.collect_samples(items, self.stats)
+        samples = sflow.collect_samples(items, self.stats, self._check_sequence)
         if samples.count == 0:
             return []
         rate = samples.rate.astype(np.int64)

@@ -70,12 +70,13 @@ def _addr(data: bytes, pos: int) -> tuple[bytes, int]:
     raise _Bad("bad_address_type")
 
 
-def collect_samples(items: list, stats: DecodeStats) -> Samples:
+def collect_samples(items: list, stats: DecodeStats, check_sequence=None) -> Samples:
+    """Walk every datagram; ``check_sequence(key, seq, advance)`` counts datagram sequence gaps."""
     rows: list[tuple] = []
     exporters: dict[str, int] = {}
     for data, exporter, received_ms in items:
         try:
-            _datagram(data, exporter, received_ms, exporters, rows, stats)
+            _datagram(data, exporter, received_ms, exporters, rows, stats, check_sequence)
         except (_Bad, struct.error, IndexError) as exc:
             kind = exc.args[0] if isinstance(exc, _Bad) else "truncated"
             stats.error(exporter, f"sflow_{kind}", f"sFlow datagram of {len(data)} bytes")
@@ -97,10 +98,12 @@ def collect_samples(items: list, stats: DecodeStats) -> Samples:
 
 
 def _datagram(data: bytes, exporter: str, received_ms: int, exporters: dict, rows: list,
-              stats: DecodeStats) -> None:
-    _agent, pos = _addr(data, 4)
-    sub_agent, _seq, _uptime, nsamples = struct.unpack_from(">IIII", data, pos)
+              stats: DecodeStats, check_sequence=None) -> None:
+    agent, pos = _addr(data, 4)
+    sub_agent, seq, _uptime, nsamples = struct.unpack_from(">IIII", data, pos)
     pos += 16
+    if check_sequence is not None:
+        check_sequence((exporter, 105, agent, sub_agent), seq, 1)
     if nsamples > MAX_SAMPLES:
         raise _Bad("too_many_samples")
     st = stats.for_exporter(exporter)
