@@ -21,6 +21,7 @@ import errno
 import logging
 import os
 import queue
+import select
 import socket
 import threading
 import time
@@ -102,7 +103,6 @@ class _Socket:
         self.inode = os.fstat(self.sock.fileno()).st_ino
         self.datagrams = 0
         self.bytes = 0
-        self.per_exporter: dict[str, int] = {}  # written only by this socket's receiver
         self.last_drops: int | None = None
         self.thread: threading.Thread | None = None
 
@@ -124,6 +124,8 @@ class Collector:
         if enricher is None and load_enricher and store is not None:
             self.enricher = _load_enricher(settings, store)
         self.writer = writer if writer is not None else FlowWriter.from_settings(settings)
+        self.writer.auto_flush = False  # flushed by the housekeeping thread
+        self._flush_now = threading.Event()
         self._listeners: list[Listener] = []
         self._sockets: list[_Socket] = []
         self._queue: queue.Queue[list[tuple[bytes, str, int]] | None] = queue.Queue(maxsize=256)
@@ -181,6 +183,7 @@ class Collector:
         if self.started_at is None:
             return
         self._stop.set()
+        self._flush_now.set()
         for s in self._sockets:
             if s.thread:
                 s.thread.join()
@@ -225,18 +228,17 @@ class Collector:
         """Counters per exporter and socket (JSON-ready)."""
         exporters: dict[str, dict[str, Any]] = {}
         decoded = _decoder_stats(self._decoder)
-        received: dict[str, int] = {}
-        for sock in self._sockets:
-            for exporter, n in list(sock.per_exporter.items()):
-                received[exporter] = received.get(exporter, 0) + n
-        for exporter in sorted(set(received) | set(decoded)):
-            d = decoded.get(exporter, {})
+        for exporter in sorted(decoded):
+            d = decoded[exporter]
             exporters[exporter] = {
-                "datagrams": received.get(exporter, 0),
+                "datagrams": int(d.get("datagrams", 0)),  # handed to the decoder
                 "records": int(d.get("records", 0)),
                 "errors": {k: int(v) for k, v in (d.get("errors") or {}).items()},
                 "pending": int(d.get("pending", 0)),
                 "sequence_gaps": int(d.get("sequence_gaps", 0)),
+                "dropped_pending": int(d.get("dropped_pending", 0)),
+                "templates": int(d.get("templates", 0)),
+                "counter_samples": int(d.get("counter_samples", 0)),
             }
         drops = kernel_drops({s.inode for s in self._sockets if s.sock.fileno() >= 0})
         for sock in self._sockets:
@@ -282,52 +284,59 @@ class Collector:
         self._queue.put(batch)
 
     def _receive(self, s: _Socket) -> None:
-        """Tight receive loop. One buffer reused for every datagram; ``bytes(view[:n])``
-        is the only copy (the decoder keeps the bytes of held datagrams)."""
-        buf = bytearray(MAX_DATAGRAM)
-        view = memoryview(buf)
-        recv = s.sock.recvfrom_into
-        clock = time.time
+        """Tight receive loop: bursts of non-blocking ``recvfrom`` (measured faster than
+        ``recvfrom_into`` + copy and than asyncio, bench/collect.py), one clock read per
+        burst, and a poll() only when the kernel queue is empty."""
+        sock = s.sock
+        sock.settimeout(None)  # blocking mode: no hidden poll() before every recv
+        recv = sock.recvfrom
+        dontwait = socket.MSG_DONTWAIT
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
         batch_max = self.cfg.batch_datagrams
         wait = self.cfg.batch_wait_ms / 1000
-        counts = s.per_exporter
+        stop = self._stop
         batch: list[tuple[bytes, str, int]] = []
-        s.sock.settimeout(min(wait, 0.1))
-        deadline = time.monotonic() + wait
-        draining = False
+        append = batch.append
+        first_at = 0.0
         while True:
+            now = time.time()
+            now_ms = int(now * 1000)
+            had = len(batch)
             try:
-                n, addr = recv(view)
-            except (TimeoutError, BlockingIOError, InterruptedError):
-                if draining:
-                    break
-                n = -1
+                for _ in range(batch_max - had):
+                    data, addr = recv(MAX_DATAGRAM, dontwait)
+                    append((data, addr[0], now_ms))
+                empty = False
+            except (BlockingIOError, InterruptedError):
+                empty = True
             except OSError:
-                if self._stop.is_set():
+                if stop.is_set():
                     break
                 log.exception("receive error on %s", s.label)
                 time.sleep(0.1)
                 continue
-            if n >= 0:
-                exporter = addr[0]
-                if exporter.startswith("::ffff:"):
-                    exporter = exporter[7:]
-                batch.append((bytes(view[:n]), exporter, int(clock() * 1000)))
-                s.datagrams += 1
-                s.bytes += n
-                counts[exporter] = counts.get(exporter, 0) + 1
-            if batch and (len(batch) >= batch_max or n < 0 or time.monotonic() >= deadline):
-                self._submit(batch)
+            if batch and not had:
+                first_at = now
+            if batch and (len(batch) >= batch_max or (empty and now - first_at >= wait)
+                          or stop.is_set()):
+                self._hand_over(s, batch)
                 batch = []
-                deadline = time.monotonic() + wait
-            elif not batch:
-                deadline = time.monotonic() + wait
-            if self._stop.is_set() and not draining:
-                # Empty what the kernel already holds, without waiting for more.
-                draining = True
-                s.sock.setblocking(False)
+                append = batch.append
+            if stop.is_set():
+                if empty:  # the kernel queue is drained: everything accepted is in
+                    break
+                continue
+            if empty:
+                left = wait - (now - first_at) if batch else 0.1
+                poller.poll(max(1, int(min(left, 0.1) * 1000)))
         if batch:
-            self._submit(batch)
+            self._hand_over(s, batch)
+
+    def _hand_over(self, s: _Socket, batch: list[tuple[bytes, str, int]]) -> None:
+        s.datagrams += len(batch)
+        s.bytes += sum([len(item[0]) for item in batch])
+        self._submit(batch)
 
     def _decode_loop(self) -> None:
         while True:
@@ -361,6 +370,8 @@ class Collector:
                 log.exception("enrichment failed; storing %d flows unenriched", table.num_rows)
         try:
             self.writer.add(table)
+            if self.writer.full:
+                self._flush_now.set()
         except Exception:
             self.internal_errors += 1
             log.exception("storing %d flows failed", table.num_rows)
@@ -375,8 +386,12 @@ class Collector:
     def _housekeeping(self) -> None:
         last_stats = 0.0
         last_retention = 0.0
-        while not self._stop.wait(0.5):
+        while not self._stop.is_set():
+            self._flush_now.wait(0.5)
+            self._flush_now.clear()
             try:
+                if self.writer.full:
+                    self.writer.flush()
                 self.writer.maybe_flush()
                 now = time.monotonic()
                 if now - last_stats >= self.cfg.stats_interval_seconds:
@@ -418,7 +433,14 @@ def _decoder_stats(decoder: Any) -> dict[str, dict[str, Any]]:
     if decoder is None:
         return {}
     stats = decoder.stats
-    raw = stats.as_dict() if hasattr(stats, "as_dict") else dict(stats)
+    for _ in range(5):  # the decoder thread may add an exporter while we copy
+        try:
+            raw = stats.as_dict() if hasattr(stats, "as_dict") else dict(stats)
+            break
+        except RuntimeError:
+            time.sleep(0.001)
+    else:
+        return {}
     if "exporters" in raw and isinstance(raw["exporters"], dict):
         raw = raw["exporters"]
     return {str(k): (v if isinstance(v, dict) else getattr(v, "__dict__", {}))

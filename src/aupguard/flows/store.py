@@ -102,8 +102,12 @@ class FlowWriter:
         flush_seconds: float = 5.0,
         flush_records: int = 500_000,
         retention_days: int = 0,
+        auto_flush: bool = True,
     ):
         self.root = Path(root)
+        # False: add() never writes; the owner flushes (the collector does it on its
+        # housekeeping thread so Parquet encoding never stalls decoding).
+        self.auto_flush = auto_flush
         self.flush_seconds = flush_seconds
         self.flush_records = flush_records
         self.retention_days = retention_days
@@ -126,6 +130,10 @@ class FlowWriter:
     def buffered(self) -> int:
         return self._buffered
 
+    @property
+    def full(self) -> bool:
+        return self._buffered >= self.flush_records
+
     def add(self, table: pa.Table | pa.RecordBatch) -> None:
         """Accept flows; flushes by itself once ``flush_records`` are waiting."""
         table = conform(table)
@@ -135,7 +143,7 @@ class FlowWriter:
             self._buffer.append(table)
             self._buffered += table.num_rows
             full = self._buffered >= self.flush_records
-        if full:
+        if full and self.auto_flush:
             self.flush()
 
     def maybe_flush(self) -> list[Path]:
