@@ -87,6 +87,7 @@ class PrefixIndex:
         self.v6_starts, self.v6_ids = flatten(net_hi[short6], plen[short6], ids[short6], 64)
         long6 = (family == 6) & (plen > 64)
         self.long6: list[tuple[int, np.ndarray, np.ndarray]] = []
+        self.long6_hi = np.unique(net_hi[long6])
         for L in sorted(np.unique(plen[long6]).tolist(), reverse=True):
             sel = long6 & (plen == L)
             keys = _key16(net_hi[sel], net_lo[sel])
@@ -122,17 +123,24 @@ class PrefixIndex:
 
     def lookup_v6(self, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
         pos = np.searchsorted(self.v6_starts, hi, side="right") - 1
-        out = self.v6_ids[pos].copy()
-        if self.long6:
-            done = np.zeros(len(hi), dtype=bool)
-            for L, keys, kid in self.long6:
-                hi_m = hi if L >= 64 else hi  # L > 64 always here: hi is fully significant
-                lo_m = lo & np.uint64(((1 << 64) - 1) ^ ((1 << (128 - L)) - 1))
-                q = _key16(hi_m, lo_m)
-                p = np.minimum(np.searchsorted(keys, q), len(keys) - 1)
-                hit = (keys[p] == q) & ~done
-                out[hit] = kid[p[hit]]
-                done |= hit
+        out = self.v6_ids[pos]
+        if not self.long6:
+            return out
+        # Prefixes longer than /64 fix all 64 upper bits: only queries whose upper half
+        # equals one of theirs can match, usually very few; test just those.
+        p = np.minimum(np.searchsorted(self.long6_hi, hi), len(self.long6_hi) - 1)
+        cand = np.flatnonzero(self.long6_hi[p] == hi)
+        if len(cand) == 0:
+            return out
+        c_hi, c_lo = hi[cand], lo[cand]
+        done = np.zeros(len(cand), dtype=bool)
+        for L, keys, kid in self.long6:  # longest first
+            lo_m = c_lo & np.uint64(((1 << 64) - 1) ^ ((1 << (128 - L)) - 1))
+            q = _key16(c_hi, lo_m)
+            k = np.minimum(np.searchsorted(keys, q), len(keys) - 1)
+            hit = (keys[k] == q) & ~done
+            out[cand[hit]] = kid[k[hit]]
+            done |= hit
         return out
 
     def lookup(self, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:

@@ -188,6 +188,9 @@ def _merge_as4(segs: list[tuple[int, list[int]]], segs4: list[tuple[int, list[in
 
 
 def _path_from_segments(segs) -> tuple[int, tuple[int, ...], str, int]:
+    if len(segs) == 1 and segs[0][0] == AS_SEQUENCE and segs[0][1]:
+        members = segs[0][1]  # the common case, kept cheap
+        return members[-1], tuple(members), " ".join(map(str, members)), len(members)
     path: list[int] = []
     text: list[str] = []
     hops = 0
@@ -211,7 +214,21 @@ def _path_from_segments(segs) -> tuple[int, tuple[int, ...], str, int]:
     return origin, tuple(path), " ".join(text), hops
 
 
+_ADDRESS_CACHE: dict[bytes, str] = {}
+
+
 def _address(data: memoryview | bytes) -> str:
+    """Next hops and peers repeat endlessly: format each distinct one once."""
+    key = bytes(data)
+    text = _ADDRESS_CACHE.get(key)
+    if text is None:
+        text = _format_address(key)
+        if len(_ADDRESS_CACHE) < 100_000:
+            _ADDRESS_CACHE[key] = text
+    return text
+
+
+def _format_address(data: bytes) -> str:
     if len(data) == 4:
         return str(ipaddress.IPv4Address(bytes(data)))
     if len(data) >= 16:  # 32 bytes: global + link-local; bgpdump shows the global one

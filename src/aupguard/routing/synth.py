@@ -32,18 +32,23 @@ def _paths(rng: np.random.Generator, n_paths: int) -> pa.ListArray:
 def synthetic_rib(n4: int = 1_000_000, n6: int = 200_000, seed: int = 1, n_paths: int = 60_000) -> Rib:
     """A nested RIB of about n4 IPv4 and n6 IPv6 prefixes (duplicates removed)."""
     rng = np.random.default_rng(seed)
+    # oversample, drop duplicate prefixes, keep the first n of each family
+    m4, m6 = int(n4 * 1.5) + 10, int(n6 * 1.1) + 10
     # IPv4: 60% /24, the rest /8-/23 aggregates, 3% more-specifics /25-/32 inside them
-    base = rng.integers(1 << 24, 224 << 24, n4, dtype=np.uint64)
-    plen4 = np.where(rng.random(n4) < 0.6, 24, rng.integers(8, 24, n4)).astype(np.uint8)
-    longer = rng.random(n4) < 0.03
+    base = rng.integers(1 << 24, 224 << 24, m4, dtype=np.uint64)
+    plen4 = np.where(rng.random(m4) < 0.6, 24, rng.integers(8, 24, m4)).astype(np.uint8)
+    longer = rng.random(m4) < 0.03
     plen4[longer] = rng.integers(25, 33, int(longer.sum()))
     mask4 = ((np.uint64(0xFFFFFFFF) << (np.uint64(32) - plen4.astype(np.uint64))) & np.uint64(0xFFFFFFFF))
     net4 = base & mask4
-    # IPv6: /32-/48 in 2000::/3, 2% /49-/128
-    hi6 = (np.uint64(0x2000) << np.uint64(48)) | rng.integers(0, 1 << 45, n6, dtype=np.uint64)
-    lo6 = rng.integers(0, 1 << 63, n6, dtype=np.uint64)
-    plen6 = rng.integers(29, 49, n6).astype(np.uint8)
-    longer6 = rng.random(n6) < 0.02
+    _, keep4 = np.unique((net4 << np.uint64(6)) | plen4.astype(np.uint64), return_index=True)
+    keep4 = np.sort(keep4)[:n4]
+    net4, plen4 = net4[keep4], plen4[keep4]
+    # IPv6: /29-/48 in 2000::/3, 2% /49-/128
+    hi6 = (np.uint64(0x2000) << np.uint64(48)) | rng.integers(0, 1 << 45, m6, dtype=np.uint64)
+    lo6 = rng.integers(0, 1 << 63, m6, dtype=np.uint64)
+    plen6 = rng.integers(29, 49, m6).astype(np.uint8)
+    longer6 = rng.random(m6) < 0.02
     plen6[longer6] = rng.integers(49, 129, int(longer6.sum()))
     p = plen6.astype(np.int64)
     hi_bits = np.minimum(p, 64).astype(np.uint64)
@@ -54,14 +59,18 @@ def synthetic_rib(n4: int = 1_000_000, n6: int = 200_000, seed: int = 1, n_paths
                        np.uint64(0xFFFFFFFFFFFFFFFF) << (np.uint64(64) - np.maximum(lo_bits, 1)))
     hi6 &= hi_mask
     lo6 &= lo_mask
+    order = np.lexsort((plen6, lo6, hi6))
+    dup = np.zeros(m6, dtype=bool)
+    dup[1:] = (hi6[order][1:] == hi6[order][:-1]) & (lo6[order][1:] == lo6[order][:-1]) \
+        & (plen6[order][1:] == plen6[order][:-1])
+    keep6 = np.sort(order[~dup])[:n6]
+    hi6, lo6, plen6 = hi6[keep6], lo6[keep6], plen6[keep6]
+    n4, n6 = len(net4), len(hi6)
     family = np.concatenate([np.full(n4, 4, np.uint8), np.full(n6, 6, np.uint8)])
     plen = np.concatenate([plen4, plen6])
     net_hi = np.concatenate([np.zeros(n4, np.uint64), hi6])
     net_lo = np.concatenate([net4, lo6])
-    keys = np.stack([family.astype(np.uint64), plen.astype(np.uint64), net_hi, net_lo], axis=1)
-    _, first = np.unique(keys, axis=0, return_index=True)
-    first.sort()
-    family, plen, net_hi, net_lo = family[first], plen[first], net_hi[first], net_lo[first]
+    first = np.arange(n4 + n6)
     n = len(first)
     paths = _paths(rng, n_paths)
     pick = rng.integers(0, n_paths, n)
