@@ -62,16 +62,22 @@ def content_hash(raw: bytes) -> str:
     return hashlib.sha256(body if found else text).hexdigest()
 
 
-def finding_for(session: Session, row: EventRow, reference: str, raw_ref: str) -> Finding:
-    """The incident finding for an attributed event (key per reporter + event)."""
+def finding_for(session: Session, row: EventRow, reference: str, raw_ref: str,
+                chains: dict[str, list[str]] | None = None) -> Finding:
+    """The incident finding for an attributed event (key per reporter + event).
+    `chains` memoises reseller chains within one batch."""
     chain: list[str] = []
-    if row.client_id:
+    if row.client_id and chains is not None and row.client_id in chains:
+        chain = chains[row.client_id]
+    elif row.client_id:
         try:
             from aupguard.registry import reseller_chain
 
             chain = [c.id for c in reseller_chain(session, row.client_id)]
         except Exception:  # noqa: BLE001 - chain is advisory; the client is what counts
             chain = [row.client_id]
+        if chains is not None:
+            chains[row.client_id] = chain
     row.reseller_chain = chain
     offender = row.ip + (f":{row.port}" if row.port else "") if row.ip else ""
     return Finding(
@@ -100,6 +106,7 @@ class Intake:
         self.index_ttl = index_ttl
         self._index = None
         self._index_at = 0.0
+        self._chains: dict[str, list[str]] = {}
 
     # -- parsing (no database) -------------------------------------------------------------
     def prepare(self, raw: bytes, *, source: str = "smtp", filename: str = "",
@@ -153,6 +160,7 @@ class Intake:
 
     def commit(self, session: Session, batch: list[Prepared]) -> list[Ingested]:
         self.raw.sync()
+        self._chains: dict[str, list[str]] = {}
         index = self.index(session)
         tolerance = timedelta(hours=self.config.time_tolerance_hours)
         all_events = [e for p in batch for e in p.events]
@@ -269,13 +277,13 @@ class Intake:
         return None
 
     def _open_incident(self, session, row: EventRow, reference: str, raw_ref: str) -> None:
-        incident = report(session, finding_for(session, row, reference, raw_ref),
+        incident = report(session, finding_for(session, row, reference, raw_ref, self._chains),
                           actor="intake")
         row.incident_id = incident.id
 
     def _grow_incident(self, session, row: EventRow, reference: str, raw_ref: str) -> None:
         if row.time is None:
             return
-        incident = report(session, finding_for(session, row, reference, raw_ref),
+        incident = report(session, finding_for(session, row, reference, raw_ref, self._chains),
                           actor="intake")
         row.incident_id = incident.id

@@ -31,7 +31,24 @@ def rule_for(settings: IntakeSettings, sender: str) -> ReporterRule | None:
     return None
 
 
+_SENTENCE_CACHE: dict[str, tuple[float, str]] = {}
+
+
 def complaints_sentence(session: Session, at) -> str:
+    """The AUP's request for information, from the policy version in force (cached a
+    minute: loading a policy version is costly and its text rarely changes)."""
+    import time
+
+    key = f"{at:%Y-%m-%d}"
+    cached = _SENTENCE_CACHE.get(key)
+    if cached and time.monotonic() - cached[0] < 60:
+        return cached[1]
+    sentence = _load_sentence(session, at)
+    _SENTENCE_CACHE[key] = (time.monotonic(), sentence)
+    return sentence
+
+
+def _load_sentence(session: Session, at) -> str:
     try:
         from aupguard.policy import clause_at
 
