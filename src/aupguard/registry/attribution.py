@@ -81,7 +81,7 @@ class AttributionIndex:
         n = len(self.spans)
         firsts, lasts, plens = [], [], []
         for s in self.spans:
-            first, last, plen = netaddr.network_range(ipaddress.ip_network(s.prefix, strict=False))
+            first, last, plen = netaddr.prefix_range(s.prefix)
             firsts.append(first)
             lasts.append(last)
             plens.append(plen)
