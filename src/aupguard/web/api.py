@@ -224,8 +224,9 @@ def listings(request: Request, who: Principal = VIEW) -> list[dict]:
 def asn_report(request: Request, client_id: str | None = None,
                month: str | None = Query(None, pattern=r"^\d{4}-\d{2}$"),
                who: Principal = VIEW) -> Any:
-    """Per client x ASN 95th percentile against 10% of the CDR."""
-    return _run(request, lambda s, st: data.asn_report(s, st, client_id=client_id, month=month))
+    """Per client x ASN 95th percentile against 10% of the CDR (month: YYYY-MM, default now)."""
+    state = request.app.state
+    return data.asn_report(state.settings, state.store, client_id=client_id, month=month)
 
 
 @router.get("/policy/versions", tags=["policy"])

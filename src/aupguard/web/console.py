@@ -272,9 +272,21 @@ def clients_page(request: Request, who: Principal = VIEW) -> HTMLResponse:
 
 
 @router.get("/clients/{client_id}", response_class=HTMLResponse)
-def client_page(request: Request, client_id: str, who: Principal = VIEW) -> HTMLResponse:
+def client_page(request: Request, client_id: str,
+                month: str = Query("", pattern=r"^(\d{4}-\d{2})?$"),
+                who: Principal = VIEW) -> HTMLResponse:
     detail = _in_tx(request, lambda s, st: data.client_detail(s, st, who, client_id))
-    return render(request, "client.html", who, **detail)
+    report, report_error = None, ""
+    try:
+        state = request.app.state
+        report = data.asn_report(state.settings, state.store, client_id=client_id,
+                                 month=month or None)
+    except StageUnavailable:
+        report_error = "unavailable"
+    except ACTION_ERRORS as exc:  # e.g. no flow files for the month
+        report_error = str(exc)
+    return render(request, "client.html", who, **detail, asn_report=report,
+                  report_error=report_error, month=month)
 
 
 # --- intake ------------------------------------------------------------------------

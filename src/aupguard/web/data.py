@@ -237,11 +237,6 @@ def client_detail(session: Session, settings, who: Principal, client_id: str) ->
         out["strikes"] = None
         out["missing"].append("strikes")
     try:
-        out["asn_report"] = asn_report(session, settings, client_id=client_id)
-    except StageUnavailable:
-        out["asn_report"] = None
-        out["missing"].append("per-ASN report")
-    try:
         out["listings"] = listings(session, client_id=client_id)
     except StageUnavailable:
         out["listings"] = None
@@ -316,15 +311,16 @@ def listings(session: Session, client_id: str | None = None) -> list[dict]:
     return [plain(x) for x in rows]
 
 
-def asn_report(session: Session, settings, *, client_id: str | None = None,
-               month: str | None = None) -> Any:
-    fn = func("accounting", "asn_report")
-    kwargs: dict[str, Any] = {}
-    if client_id:
-        kwargs["client_id"] = client_id
-    if month:
-        kwargs["month"] = month
-    return plain(fn(session, **kwargs))
+def asn_report(settings, store, *, client_id: str | None = None,
+               month: str | None = None) -> dict[str, Any]:
+    """Per client x ASN percentile vs 10% of CDR for a month (default: this month, UTC).
+
+    Runs outside any open transaction: the report reads the Parquet flow store
+    with DuckDB and opens its own short session for the registry.
+    """
+    month = month or datetime.now(timezone.utc).strftime("%Y-%m")
+    report = func("accounting", "asn_report")(settings, store, month, client_id=client_id or None)
+    return plain(report)
 
 
 def policy_versions(session: Session) -> list[dict]:
