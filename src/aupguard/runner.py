@@ -49,10 +49,13 @@ def start(settings: Settings, store, *, flows: bool = True, intake: bool = True,
     if flows:
         from aupguard.detect.detector import LiveDetector
         from aupguard.flows.collector import Collector
+        from aupguard.policy.acceptance import TrafficAcceptance
 
         services.detector = LiveDetector(settings, store)
         services.collector = Collector(settings, store)
         services.collector.add_listener(lambda table: services.detector.process(table))
+        # Traffic after a posting is acceptance of the AUP by continued use.
+        services.collector.add_listener(TrafficAcceptance(store).observe)
         services.collector.start()
 
         def tick() -> None:

@@ -104,3 +104,29 @@ def test_acceptance_by_first_activity_after_posting(store):
         assert first.version == "2026-11"
         with pytest.raises(ValueError):
             record_activity(s, "c1", "telepathy")
+
+
+def test_traffic_records_acceptance_once_per_client_and_version(sqlite_store):
+    import pyarrow as pa
+
+    from aupguard.policy.acceptance import TrafficAcceptance
+
+    posted_at = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    with sqlite_store.session() as s:
+        add_client(s, Client(id="c1", name="One"))
+        add_client(s, Client(id="c2", name="Two"))
+        post_version(s, shipped_text() + "\nAddendum.", "2026-11", at=posted_at)
+    ts = pa.timestamp("ms", tz="UTC")
+    batch = pa.table({"start": pa.array([posted_at + timedelta(minutes=5)] * 3, ts),
+                      "client": pa.array(["c1", None, "c1"])})
+    tracker = TrafficAcceptance(sqlite_store)
+    assert tracker.observe(batch) == 1
+    assert tracker.observe(batch) == 0
+    later = pa.table({"start": pa.array([posted_at + timedelta(hours=1)], ts),
+                      "client": pa.array(["c2"])})
+    assert tracker.observe(later) == 1
+    with sqlite_store.session() as s:
+        rows = {(r.client_id, r.version): r for r in acceptances(s, "2026-11")}
+    assert set(rows) == {("c1", "2026-11"), ("c2", "2026-11")}
+    assert rows[("c1", "2026-11")].activity == "traffic"
+    assert rows[("c1", "2026-11")].accepted_at == posted_at + timedelta(minutes=5)

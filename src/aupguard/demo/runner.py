@@ -90,6 +90,7 @@ def replay_flows(settings: Settings, store, console: Console) -> int:
     from aupguard.demo.traffic import demo_pcap
     from aupguard.detect.detector import LiveDetector
     from aupguard.flows.collector import Collector
+    from aupguard.policy.acceptance import TrafficAcceptance
 
     softflowd = shutil.which("softflowd") or (
         "/usr/sbin/softflowd" if Path("/usr/sbin/softflowd").exists() else None)
@@ -102,6 +103,7 @@ def replay_flows(settings: Settings, store, console: Console) -> int:
     detector = LiveDetector(settings, store)
     collector = Collector(settings, store)
     collector.add_listener(lambda table: detector.process(table))
+    collector.add_listener(TrafficAcceptance(store).observe)
     collector.start()
     try:
         port = collector.ports[0][1]
