@@ -43,7 +43,10 @@ class ReputationSettings(BaseModel):
                                       "that answers DNSBL queries.")
     resolver_port: int = Field(default=53, ge=1, le=65535, description="Resolver UDP port.")
     zones: list[DnsblZone] = Field(default_factory=list,
-                                   description="DNSBL zones to check (none by default).")
+                                   description="DNSBL zones to check (none by default). Add one "
+                                               "[[reputation.zones]] table per zone with name, codes, "
+                                               "error_codes, concurrency, rate, ipv6 "
+                                               "(see docs/reputation.md).")
     timeout: float = Field(default=2.0, gt=0, description="Seconds to wait for one answer.")
     retries: int = Field(default=2, ge=0, le=10,
                          description="Retries after a timeout before the address is "
