@@ -12,8 +12,7 @@ from aupguard.registry import Client, add_client
 T0 = datetime(2026, 10, 5, 12, 0, tzinfo=timezone.utc)
 
 
-@pytest.fixture
-def registry(store):
+def populate(store):
     """Three levels: wholesale reseller -> reseller -> end client, plus an unrelated client."""
     with store.session() as s:
         add_client(s, Client(id="wholesale", name="Wholesale Ltd",
@@ -26,6 +25,18 @@ def registry(store):
                              escalation_email="ceo@client1.example"))
         add_client(s, Client(id="c2", name="Client Two", emails=["ops@client2.example"]))
     return store
+
+
+@pytest.fixture
+def registry(store):
+    """The sample registry on SQLite and on PostgreSQL (workflow tests)."""
+    return populate(store)
+
+
+@pytest.fixture
+def lite_registry(sqlite_store):
+    """The sample registry on SQLite only (content and format tests, kept fast)."""
+    return populate(sqlite_store)
 
 
 _serial = iter(range(1, 10**6))

@@ -36,15 +36,11 @@ def _worked_case(store, settings) -> int:
     return case.id
 
 
-def test_audit_verify_detects_modified_row(registry, settings, tmp_path):
+def test_audit_verify_detects_modified_row(registry, settings):
     store = registry
-    case_id = _worked_case(store, settings)
-    config = _config(tmp_path, store, settings)
-    runner = CliRunner()
-    ok = runner.invoke(app, ["--config", config, "audit", "verify", "--json"])
-    assert ok.exit_code == 0, ok.output
-    assert json.loads(ok.output)["ok"] is True
+    _worked_case(store, settings)
     with store.session() as s:
+        assert verify(s).ok
         target = s.query(AuditEntry).filter_by(action="case.note").one()
         target_id = target.id
         total = s.query(AuditEntry).count()
@@ -55,19 +51,32 @@ def test_audit_verify_detects_modified_row(registry, settings, tmp_path):
     with store.session() as s:
         result = verify(s)
     assert not result.ok and result.broken_at == target_id and "modified" in result.reason
-    bad = runner.invoke(app, ["--config", config, "audit", "verify"])
-    assert bad.exit_code == 1 and f"broken at entry {target_id}" in bad.output
-    log = runner.invoke(app, ["--config", config, "audit", "log", "--entity", "case",
-                              "--id", str(case_id), "--json"])
-    actions = [e["action"] for e in json.loads(log.output)]
-    assert actions[:3] == ["case.open", "case.incident", "case.notice"]
     with store.engine.begin() as conn:  # deleting a row breaks the link instead
         conn.execute(text("DELETE FROM audit_log WHERE id = :id"), {"id": target_id + 1})
     with store.session() as s:
         assert verify(s).broken_at is not None
 
 
-def test_export_verifies_and_detects_tampering(registry, settings, tmp_path):
+def test_audit_cli_verify_and_log(lite_registry, settings, tmp_path):
+    store = lite_registry
+    case_id = _worked_case(store, settings)
+    config = _config(tmp_path, store, settings)
+    runner = CliRunner()
+    ok = runner.invoke(app, ["--config", config, "audit", "verify", "--json"])
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(ok.output)["ok"] is True
+    log = runner.invoke(app, ["--config", config, "audit", "log", "--entity", "case",
+                              "--id", str(case_id), "--json"])
+    actions = [e["action"] for e in json.loads(log.output)]
+    assert actions[:3] == ["case.open", "case.incident", "case.notice"]
+    with store.engine.begin() as conn:
+        conn.execute(text("UPDATE audit_log SET actor = 'mallory' WHERE action = 'case.note'"))
+    bad = runner.invoke(app, ["--config", config, "audit", "verify"])
+    assert bad.exit_code == 1 and "broken at entry" in bad.output
+
+
+def test_export_verifies_and_detects_tampering(lite_registry, settings, tmp_path):
+    registry = lite_registry
     case_id = _worked_case(registry, settings)
     with registry.session() as s:
         path = cases.export_case(s, settings, case_id, tmp_path / "case.tar.gz", actor="legal")
@@ -119,7 +128,8 @@ def test_export_verifies_and_detects_tampering(registry, settings, tmp_path):
     assert not cases.verify_export(garbage).ok
 
 
-def test_export_hmac_fallback(registry, settings, tmp_path, monkeypatch):
+def test_export_hmac_fallback(lite_registry, settings, tmp_path, monkeypatch):
+    registry = lite_registry
     monkeypatch.setattr(keys, "ed25519_available", lambda: False)
     case_id = _worked_case(registry, settings)
     with registry.session() as s:
@@ -130,8 +140,8 @@ def test_export_hmac_fallback(registry, settings, tmp_path, monkeypatch):
     assert not cases.verify_export(path, settings).ok
 
 
-def test_cli_workflow(registry, settings, tmp_path):
-    store = registry
+def test_cli_workflow(lite_registry, settings, tmp_path):
+    store = lite_registry
     add_incident(store, clause="mail.spam", client="c1")
     config = _config(tmp_path, store, settings)
     runner = CliRunner()

@@ -41,7 +41,8 @@ def test_notice_goes_up_the_reseller_chain(registry, settings):
                                                   "ceo@client1.example", "legal@wholesale.example"]
 
 
-def test_client_without_abuse_contact_uses_its_mail(registry, settings):
+def test_client_without_abuse_contact_uses_its_mail(lite_registry, settings):
+    registry = lite_registry
     case_id = _one_case(registry, settings, client="c2")
     with registry.session() as s:
         preview = cases.preview_notice(s, settings, case_id)

@@ -48,7 +48,8 @@ def test_grouping_per_client_and_clause_within_window(registry, settings):
         assert verify(s).ok
 
 
-def test_window_setting_changes_grouping(registry, settings):
+def test_window_setting_changes_grouping(lite_registry, settings):
+    registry = lite_registry
     settings.cases.grouping_window_hours = 1
     add_incident(registry, client="c1", at=T0)
     add_incident(registry, client="c1", at=T0 + timedelta(hours=3))
@@ -87,7 +88,8 @@ def test_merge_and_split(registry, settings):
         assert verify(s).ok
 
 
-def test_status_transitions_and_fields(registry, settings):
+def test_status_transitions_and_fields(lite_registry, settings):
+    registry = lite_registry
     add_incident(registry, client="c1")
     with registry.session() as s:
         (case,) = cases.ingest_incidents(s, settings)

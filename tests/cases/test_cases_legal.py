@@ -116,7 +116,8 @@ def test_legal_hold_cannot_be_configured_below_a_year():
         parse_settings({"cases": {"legal_hold_days": 30}})
 
 
-def test_csam_export_withholds_material(registry, settings, tmp_path):
+def test_csam_export_withholds_material(lite_registry, settings, tmp_path):
+    registry = lite_registry
     case_id, sha = _csam_case(registry, settings)
     with registry.session() as s:
         path = cases.export_case(s, settings, case_id, tmp_path / "csam.tar.gz", actor="legal")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
 from aupguard.cases import evidence, notices
@@ -19,6 +20,12 @@ COMPLAINT = (b"From: Jane Reporter <jane.reporter@victim.example>\r\n"
              b"We received unsolicited mail from 192.0.2.10 at 2026-10-05 12:01 UTC.\r\n"
              b"Contact me at jane.reporter@victim.example or +44 20 7946 0958.\r\n"
              b"\x1b[31mterminal escape\x07 and a NUL\x00 byte\r\n")
+
+
+@pytest.fixture
+def registry(lite_registry):
+    """SQLite only here: these tests check content and formats, not the database."""
+    return lite_registry
 
 
 def _case(store, settings, **kw) -> int:
@@ -56,11 +63,13 @@ def test_excerpt_redacts_complainant_and_keeps_offender(registry, settings):
     body = preview.body
     assert "> We received unsolicited mail from 192.0.2.10 at 2026-10-05 12:01 UTC." in body
     assert "jane.reporter" not in body and "7946" not in body and "Jane Reporter" not in body
-    assert "From: [redacted]" in body and "[redacted e-mail]" in body
+    assert "> Contact me at [redacted e-mail] or [redacted phone]." in body
     assert "\x1b" not in body and "\x00" not in body and "\x07" not in body
     assert preview.subject.startswith(f"[case #{case_id}]")
     assert preview.reply_to.startswith(f"abuse+case-{case_id}-")
     assert "What you must do by" in body
+    assert notices.redact("From: Jane <jane@victim.example>\nTel: 020 7946 0958\nsrc 192.0.2.10") \
+        == "From: [redacted]\nTel: [redacted]\nsrc 192.0.2.10"
     settings.cases.redact_complainant = False
     with registry.session() as s:
         assert "jane.reporter@victim.example" in cases.preview_notice(s, settings, case_id).body

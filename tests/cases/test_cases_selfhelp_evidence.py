@@ -16,6 +16,12 @@ from aupguard.errors import InputError
 from .conftest import add_incident
 
 
+@pytest.fixture
+def registry(lite_registry):
+    """SQLite only here: these tests check content and formats, not the database."""
+    return lite_registry
+
+
 def test_self_help_link_view_and_answer(registry, settings, monkeypatch):
     sha = evidence.put(settings, b"From: victim@victim.example\n\nflood from 192.0.2.10", "complaint", {})
     add_incident(registry, clause="security.flood", client="c1", evidence=[{"sha256": sha}],

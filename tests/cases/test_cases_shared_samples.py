@@ -12,6 +12,12 @@ from .conftest import add_incident
 pytestmark = pytest.mark.shared
 
 
+@pytest.fixture
+def registry(lite_registry):
+    """SQLite only here: these tests check content and formats, not the database."""
+    return lite_registry
+
+
 def test_real_arf_reports_quoted_readably_without_complainant_addresses(shared_data, registry,
                                                                         settings):
     files = sorted((shared_data / "abuse-reports" / "arf").glob("*.eml"))

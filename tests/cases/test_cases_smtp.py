@@ -100,7 +100,8 @@ def test_notice_delivered_with_clause_and_evidence_and_reply_threads(registry, s
         assert cases.thread_reply(s, answer.as_bytes(), settings=settings).id == case.id
 
 
-def test_forged_or_unknown_reply_threads_nothing(registry, settings):
+def test_forged_or_unknown_reply_threads_nothing(lite_registry, settings):
+    registry = lite_registry
     add_incident(registry, client="c1")
     with registry.session() as s:
         (case,) = cases.ingest_incidents(s, settings)
@@ -112,7 +113,8 @@ def test_forged_or_unknown_reply_threads_nothing(registry, settings):
         assert [t for t in cases.timeline(s, case.id) if t.kind == "client.reply"] == []
 
 
-def test_retries_with_backoff_then_permanent_failure(registry, settings, smtp_sink):
+def test_retries_with_backoff_then_permanent_failure(lite_registry, settings, smtp_sink):
+    registry = lite_registry
     sink, port = smtp_sink
     _smtp(settings, port)
     settings.cases.delivery_backoff_seconds = 60
@@ -137,7 +139,8 @@ def test_retries_with_backoff_then_permanent_failure(registry, settings, smtp_si
     assert len(sink.messages) == 1
 
 
-def test_relay_down_defers_and_disabled_sends_nothing(registry, settings):
+def test_relay_down_defers_and_disabled_sends_nothing(lite_registry, settings):
+    registry = lite_registry
     add_incident(registry, client="c1")
     with registry.session() as s:
         (case,) = cases.ingest_incidents(s, settings)
