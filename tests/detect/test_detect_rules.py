@@ -10,7 +10,7 @@ from aupguard.store.db import Store
 from tests.detect import flowgen as g
 from tests.detect.conftest import detect_settings, populate
 
-STEP_MS = 1000
+STEP_MS = 2000
 
 
 @pytest.fixture(scope="module")

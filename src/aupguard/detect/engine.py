@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 from aupguard import netaddr
 from aupguard.detect.config import DetectSettings
 from aupguard.detect.prepare import PREPARED_SCHEMA, Context, prepare
-from aupguard.detect.rules import ALL_RULES, Rule
+from aupguard.detect.rules import ALL_RULES, STANDARD_COLUMNS, Rule
 from aupguard.detect.rules.base import AMP_PORT_LIST
 from aupguard.detect.thresholds import Thresholds
 from aupguard.errors import ConfigError
@@ -180,16 +180,23 @@ class Engine:
             if self.short_rules:
                 limits, reflect_pps = self._hot_limits()
                 f = HOT_FRACTION * span_s
-                hot = self.con.sql(
-                    "SELECT dst_key FROM incoming GROUP BY dst_key HAVING "
-                    f"SUM(packets) >= {limits['packets'] * f} OR SUM(bytes) >= {limits['bytes'] * f} "
-                    f"OR COUNT(*) >= {limits['flows'] * f}").fetchnumpy()["dst_key"]
-                hot_src = np.zeros(0, dtype=np.int64)
+                having = " OR ".join(
+                    f"{agg} >= {limits[name] * f}" for name, agg in
+                    (("packets", "SUM(packets)"), ("bytes", "SUM(bytes)"), ("flows", "COUNT(*)"))
+                    if limits[name] != float("inf"))
+                parts = []
+                if having:
+                    parts.append("SELECT 0 AS side, dst_key AS key FROM incoming "
+                                 f"GROUP BY dst_key HAVING {having}")
                 if reflect_pps != float("inf"):
-                    hot_src = self.con.sql(
-                        "SELECT src_key FROM incoming WHERE proto = 17 AND src_port IN "
-                        f"({AMP_PORT_LIST}) GROUP BY src_key HAVING SUM(packets) >= "
-                        f"{reflect_pps * f}").fetchnumpy()["src_key"]
+                    parts.append("SELECT 1 AS side, src_key AS key FROM incoming "
+                                 f"WHERE proto = 17 AND src_port IN ({AMP_PORT_LIST}) "
+                                 f"GROUP BY src_key HAVING SUM(packets) >= {reflect_pps * f}")
+                hot_sql = " UNION ALL ".join(parts) or "SELECT 0 AS side, 0 AS key WHERE false"
+                found = self.con.sql(hot_sql).fetchnumpy()
+                side = np.asarray(found["side"])
+                keys = np.asarray(found["key"], dtype=np.int64)
+                hot, hot_src = keys[side == 0], keys[side == 1]
                 expiry = self.watermark + self.short.span_ms
                 for key in np.asarray(hot, dtype=np.int64).tolist():
                     self.hot_dst[key] = expiry
@@ -237,19 +244,42 @@ class Engine:
                 table = window.table()
                 self.con.register("flows", table)
                 try:
-                    for rule in rules:
-                        out.extend(self._run(rule, table, until, evidence_for))
+                    out.extend(self._run_window(rules, table, until, evidence_for))
                 finally:
                     self.con.unregister("flows")
             return out
 
-    def _run(self, rule: Rule, table: pa.Table, until: int,
-             evidence_for: set[str] | None) -> list[Detection]:
-        since = until - int(rule.window_s * 1000)
-        loosest = self.thresholds.loosest(rule)
-        result = self.con.sql(rule.query(since, until, loosest)).to_arrow_table()
+    def _run_window(self, rules: list[Rule], table: pa.Table, until: int,
+                    evidence_for: set[str] | None) -> list[Detection]:
+        """All rules of one window in one UNION ALL query (one bind/plan/run per tick,
+        DuckDB's per-statement overhead dominates on small windows), then thresholds."""
+        metrics = sorted({m for r in rules for m in r.metrics})
+        branches = []
+        for rule in rules:
+            since = until - int(rule.window_s * 1000)
+            cols = ", ".join(f"CAST({m} AS DOUBLE) AS {m}" if m in rule.metrics
+                             else f"CAST(NULL AS DOUBLE) AS {m}" for m in metrics)
+            branches.append(
+                f"SELECT '{rule.name}' AS rule_name, offender, victim, client, role, "
+                f"CAST(port AS INTEGER) AS port, CAST(first_ms AS BIGINT) AS first_ms, "
+                f"CAST(last_ms AS BIGINT) AS last_ms, {cols} "
+                f"FROM ({rule.query(since, until, self.thresholds.loosest(rule))}) AS r")
+        result = self.con.sql(" UNION ALL ".join(branches)).to_arrow_table()
         if result.num_rows == 0:
             return []
+        out: list[Detection] = []
+        names = result.column("rule_name").to_pylist()
+        by_rule = {r.name: r for r in rules}
+        for name in dict.fromkeys(names):
+            rule = by_rule[name]
+            mask = pc.equal(result.column("rule_name"), name)
+            part = result.filter(mask).select(list(STANDARD_COLUMNS) + list(rule.metrics))
+            out.extend(self._detections(rule, part, until, table, evidence_for))
+        return out
+
+    def _detections(self, rule: Rule, result: pa.Table, until: int, table: pa.Table,
+                    evidence_for: set[str] | None) -> list[Detection]:
+        since = until - int(rule.window_s * 1000)
         rows = result.to_pylist()
         subjects = [r.get(rule.subject) if rule.subject in ADDRESS_FIELDS else None for r in rows]
         groups = self.thresholds.groups_of(subjects)

@@ -118,11 +118,14 @@ REFLECTOR = Rule(
          "CASE WHEN pkts > 0 THEN byts / pkts ELSE CAST(0 AS DOUBLE) END AS avg_bytes, "
          "CASE WHEN pkts > 0 THEN top_pkts / pkts ELSE CAST(0 AS DOUBLE) END AS victim_share, "
          "destinations FROM ("
-         "SELECT src AS offender, MAX(src_client) AS client, MAX(src_port) AS port, "
-         "ARG_MAX(dst, pk) AS victim, MAX(pk) AS top_pkts, SUM(pk) AS pkts, SUM(bk) AS byts, "
-         "COUNT(DISTINCT dst) AS destinations, MIN(GREATEST(start_ms, {since})) AS t0, "
+         "SELECT src AS offender, MAX(src_client) AS client, MAX(port) AS port, "
+         "ARG_MAX(dst, dst_pkts) AS victim, MAX(dst_pkts) AS top_pkts, SUM(dst_pkts) AS pkts, "
+         "SUM(dst_bytes) AS byts, COUNT(*) AS destinations, MIN(t0) AS t0, "
+         "MIN(first_ms) AS first_ms, MAX(last_ms) AS last_ms FROM ("
+         "SELECT src, dst, MAX(src_client) AS src_client, MAX(src_port) AS port, "
+         "SUM(pk) AS dst_pkts, SUM(bk) AS dst_bytes, MIN(GREATEST(start_ms, {since})) AS t0, "
          "MIN(start_ms) AS first_ms, MAX(end_ms) AS last_ms FROM "
-         + _WEIGHTED + " GROUP BY src) AS g"
+         + _WEIGHTED + " GROUP BY src, dst) AS per_dst GROUP BY src) AS g"
          ).replace("@WHERE@", "src_client IS NOT NULL AND " + UDP_AMPLIFIED),
     condition="pps >= {pps} AND avg_bytes >= {avg_bytes} AND victim_share >= {victim_share}",
     defaults={"pps": 1000.0, "avg_bytes": 400.0, "victim_share": 0.5},
