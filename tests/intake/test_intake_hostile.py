@@ -193,3 +193,43 @@ def test_fuzz_structured_mime_detection(parts, subject):
     raw = "".join(chunks).encode("utf-8", "surrogatepass")
     name, events, errors = run(raw)
     assert name in PARSER_NAMES
+
+
+NASTY = [
+    b"From: =?utf-8?q?=00null?= <a\x00b@x.example>\nSubject: caf\xe9 \x00 \xff\xfe 198.51.100.3\n"
+    b"Message-ID: <\x00@x>\n\nspam from 198.51.100.3 at 2026-11-28T10:00:00Z \x00\n",
+    b'{"Version": "3", "Report": {"ReportType": "Spam\\ud800", "SourceIp": "198.51.100.4", '
+    b'"Date": "2026-11-28T10:00:00Z"}, "ReporterInfo": {"ReporterOrgEmail": "x\\u0000@y"}}',
+]
+
+
+def test_nul_bytes_and_surrogates_store_on_every_database(intake_settings, store):
+    from aupguard.intake.pipeline import Intake
+
+    intake = Intake(intake_settings, store, index_ttl=0)
+    results = [intake.ingest(raw, filename="") for raw in NASTY]
+    assert [r.status for r in results] == ["parsed", "parsed"]
+    with store.session() as session:
+        from aupguard.intake.api import list_events
+
+        ips = sorted(e.ip for e in list_events(session))
+    assert ips == ["198.51.100.3", "198.51.100.4"]
+
+
+def test_a_message_that_breaks_storage_is_recorded_not_lost(intake, monkeypatch):
+    from aupguard.intake.pipeline import Intake
+
+    original = Intake._store_events
+
+    def explode(self, session, message, p, outcomes, trust):
+        if any(e.ip == "198.51.100.24" for e in p.events):
+            raise RuntimeError("simulated storage failure")
+        return original(self, session, message, p, outcomes, trust)
+
+    monkeypatch.setattr(Intake, "_store_events", explode)
+    names = ["arf-fbl.eml", "xarf-02.eml", "acns.eml"]
+    results = intake.ingest_many([sample(n) for n in names])
+    assert [r.status for r in results] == ["parsed", "failed", "parsed"]
+    with intake.store.session() as session:
+        failed = [m for m in list_messages(session) if m.status == "failed"]
+    assert len(failed) == 1 and "simulated storage failure" in failed[0].error

@@ -54,6 +54,22 @@ class Ingested:
     errors: list[str] = field(default_factory=list)
 
 
+def clean(value):
+    """Text safe for every database: no NUL (PostgreSQL refuses it), no lone surrogates
+    (compat32 keeps undecodable header bytes as surrogate escapes), recursively."""
+    if isinstance(value, str):
+        try:
+            value = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        except UnicodeEncodeError:
+            value = value.encode("utf-8", "replace").decode("utf-8")
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {clean(str(k)): clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean(v) for v in value]
+    return value
+
+
 def content_hash(raw: bytes) -> str:
     """Hash of the body only, line ends normalised: a complaint re-sent through other relays
     (new Received headers) or imported from a file (LF, not CRLF) hashes the same."""
@@ -140,23 +156,54 @@ class Intake:
     # -- storing ---------------------------------------------------------------------------
     def ingest(self, raw: bytes, **kwargs) -> Ingested:
         prepared = self.prepare(raw, **kwargs)  # sync=True: a lone message fsyncs itself
-        with self.store.session() as session:
-            return self.commit(session, [prepared])[0]
+        return self._commit_batch([prepared])[0]
 
     def ingest_many(self, raws, batch: int = 200, **kwargs) -> list[Ingested]:
+        """Many messages, one transaction per batch; a batch that fails is retried one
+        message at a time so one bad message cannot take its neighbours down."""
         results: list[Ingested] = []
         pending: list[Prepared] = []
         for item in raws:
             data, filename = item if isinstance(item, tuple) else (item, "")
             pending.append(self.prepare(data, filename=filename, sync=False, **kwargs))
             if len(pending) >= batch:
-                with self.store.session() as session:
-                    results.extend(self.commit(session, pending))
+                results.extend(self._commit_batch(pending))
                 pending = []
         if pending:
-            with self.store.session() as session:
-                results.extend(self.commit(session, pending))
+            results.extend(self._commit_batch(pending))
         return results
+
+    def _commit_batch(self, pending: list[Prepared]) -> list[Ingested]:
+        try:
+            with self.store.session() as session:
+                return self.commit(session, pending)
+        except Exception:  # noqa: BLE001 - isolate the culprit below
+            if len(pending) == 1:
+                return [self.record_failure(pending[0])]
+            out: list[Ingested] = []
+            for prepared in pending:
+                out.extend(self._commit_batch([prepared]))
+            return out
+
+    def record_failure(self, p: Prepared, exc: BaseException | None = None) -> Ingested:
+        """Keep a visible record of a message whose processing failed (its raw is stored)."""
+        import sys
+        import traceback
+
+        exc = exc or sys.exc_info()[1]
+        detail = "".join(traceback.format_exception_only(type(exc), exc)).strip() if exc else ""
+        reference = f"AUP-{p.received_at:%Y%m%d}-{uuid.uuid4().hex[:8].upper()}"
+        with self.store.session() as session:
+            row = MessageRow(reference=reference, sha256=p.sha256, content_hash=p.content_hash,
+                             raw_ref=p.raw_ref, size=p.size, received_at=p.received_at,
+                             source=p.source, reporter=clean(p.complaint.sender)[:254],
+                             subject=clean(p.complaint.subject), parser=p.parser,
+                             status="failed", error=clean(f"processing failed: {detail}")[:20000])
+            session.add(row)
+            session.flush()
+            audit.record(session, "intake", "intake.failed", "intake_message", row.id,
+                         after={"reference": reference, "sha256": p.sha256})
+            return Ingested(row.id, reference, "failed", p.parser, [], [detail])
 
     def commit(self, session: Session, batch: list[Prepared]) -> list[Ingested]:
         self.raw.sync()
@@ -174,15 +221,16 @@ class Intake:
 
     def _commit_one(self, session: Session, p: Prepared, outcomes: list[Outcome]) -> Ingested:
         c = p.complaint
-        sender = c.sender or next((e.reporter for e in p.events if e.reporter), "")
+        sender = clean(c.sender or next((e.reporter for e in p.events if e.reporter), ""))
         rule = rule_for(self.config, sender)
         trust = rule.trust if rule else self.config.default_trust
         reference = f"AUP-{p.received_at:%Y%m%d}-{uuid.uuid4().hex[:8].upper()}"
         message = MessageRow(
             reference=reference, sha256=p.sha256, content_hash=p.content_hash,
             raw_ref=p.raw_ref, size=p.size, received_at=p.received_at, source=p.source,
-            reporter=sender, message_id=c.header("Message-ID")[:500], subject=c.subject,
-            parser=p.parser, error="\n".join(p.errors)[:20000], trust=trust)
+            reporter=sender, message_id=clean(c.header("Message-ID")[:500]),
+            subject=clean(c.subject), parser=p.parser,
+            error=clean("\n".join(p.errors)[:20000]), trust=trust)
         earlier = session.execute(
             select(MessageRow.id).where(MessageRow.reporter == sender,
                                         MessageRow.content_hash == p.content_hash,
@@ -235,8 +283,9 @@ class Intake:
                 message_id=message.id, ip=event.ip, port=event.port, time=event.time,
                 time_uncertainty=event.time_uncertainty, category=event.category,
                 clause_id=event.clause_id, parser=event.parser,
-                reporter=(event.reporter or reporter)[:254], url=event.url,
-                domain=event.domain, excerpt=event.excerpt, extra=event.extra,
+                reporter=clean((event.reporter or reporter)[:254]), url=clean(event.url),
+                domain=clean(event.domain), excerpt=clean(event.excerpt),
+                extra=clean(event.extra),
                 client_id=outcome.client_id, candidates=outcome.candidates,
                 reseller_chain=[], status=status, review_reason=reason, dedupe_key=key,
                 created_at=now)
@@ -265,7 +314,7 @@ class Intake:
     def _dedupe_key(reporter: str, event: ComplaintEvent) -> str:
         if event.ip is None:
             return ""
-        return f"{reporter.lower()}|{event.ip}|{event.port or ''}|{event.category}"[:500]
+        return clean(f"{reporter.lower()}|{event.ip}|{event.port or ''}|{event.category}")[:500]
 
     @staticmethod
     def _twin(candidates: list[EventRow], event: ComplaintEvent, window: timedelta):
