@@ -120,3 +120,16 @@ def test_deadlines_respect_settings_and_client_answers(registry, settings):
     with registry.session() as s:
         cases.send_notice(s, settings, case2, "alice")
         assert cases.run_deadlines(s, settings, now + timedelta(days=30)) == []
+
+
+def test_periodic_round_groups_escalates_and_reports(registry, settings):
+    settings.cases.auto_first_notice = True
+    add_incident(registry, clause="mail.relay", client="c1")
+    add_incident(registry, clause="mail.relay", client="c1", at=T0 + timedelta(hours=2))
+    now = utcnow()
+    with registry.session() as s:
+        first = cases.periodic(s, settings, now)
+        assert len(first.cases) == 1 and first.steps == [] and not first.delivery_enabled
+        second = cases.periodic(s, settings, now + timedelta(hours=25))
+        assert second.cases == [] and [x.name for x in second.steps] == ["notice"]
+        assert cases.get_case(s, first.cases[0]).incident_ids.__len__() == 2

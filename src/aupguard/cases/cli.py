@@ -42,6 +42,23 @@ def register(root: typer.Typer) -> None:
         else:
             console.print(f"{len(touched)} case(s) opened or grown")
 
+    @app.command("tick")
+    def tick(ctx: typer.Context, at: str = typer.Option(None, "--at", help="As of (default now)."),
+             as_json: bool = typer.Option(False, "--json", help="JSON output.")):
+        """One round of background work: group incidents, take due steps, deliver the outbox."""
+        from aupguard.cases import service as cases
+
+        st = state(ctx)
+        with st.store.session() as session:
+            rep = cases.periodic(session, st.settings, parse_time(at))
+        if as_json:
+            print_json(rep)
+            return
+        console.print(f"cases touched {len(rep.cases)}, ladder steps {len(rep.steps)}, mail sent "
+                      f"{len(rep.sent)}, deferred {len(rep.deferred)}, failed {len(rep.failed)}"
+                      + ("" if rep.delivery_enabled else " (delivery off: [cases] smtp_enabled)"),
+                      markup=False, highlight=False)
+
     @app.command("list")
     def list_(ctx: typer.Context,
               status: str = typer.Option(None, help="Only this status (open, notified, ...)."),
@@ -310,7 +327,7 @@ def register(root: typer.Typer) -> None:
             print_json(rep)
             return
         if not rep.enabled:
-            console.print(f"[yellow]{rep.message}[/]")
+            console.print(rep.message, markup=False, style="yellow")
             raise typer.Exit(1)
         console.print(f"sent {len(rep.sent)}, deferred {len(rep.deferred)}, failed {len(rep.failed)}")
         for mid, err in rep.errors.items():

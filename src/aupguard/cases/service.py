@@ -51,7 +51,7 @@ __all__ = [
     "record_mandatory_report", "merge", "split", "client_token", "client_view", "client_reply",
     "strikes", "withdraw_strike", "deliver_outbox", "thread_reply", "export_case",
     "verify_export", "is_restricted", "orders", "lift_order", "mandatory_reports",
-    "case_evidence", "evidence", "ladder_for",
+    "case_evidence", "evidence", "ladder_for", "set_due", "periodic", "PeriodicReport",
 ]
 
 # Which statuses a person may move a case to from each status. Escalation moves
@@ -354,7 +354,12 @@ def ingest_incidents(session: Session, settings, now: datetime | None = None,
         select(IncidentRow).where(IncidentRow.case_id.is_(None), IncidentRow.client_id.is_not(None))
         .order_by(IncidentRow.first_seen, IncidentRow.id)).scalars().all()
     touched: dict[int, CaseRow] = {}
+    latest: dict[tuple[str, str], CaseRow] = {}  # per batch: saves a query per incident in bursts
     for inc in pending:
+        row = latest.get((inc.client_id, inc.clause_id))
+        if row is not None and row.last_seen >= inc.first_seen - window:
+            _attach(session, settings, row, inc, actor)
+            continue
         row = session.execute(
             select(CaseRow).where(CaseRow.client_id == inc.client_id,
                                   CaseRow.clause_id == inc.clause_id,
@@ -366,6 +371,7 @@ def ingest_incidents(session: Session, settings, now: datetime | None = None,
             row = _open_case(session, settings, inc, now, actor)
         _attach(session, settings, row, inc, actor)
         touched[row.id] = row
+        latest[(inc.client_id, inc.clause_id)] = row
     session.flush()
     return [_to_model(session, r, settings) for r in touched.values()]
 
@@ -990,3 +996,24 @@ def thread_reply(session: Session, raw_message_bytes: bytes, settings=None) -> C
     _client_answer(session, row, _plain_text(message), f"client:{row.client_id}", "mail",
                    data={"from": sender, "subject": subject, "sha256": sha})
     return _to_model(session, row, settings)
+
+
+class PeriodicReport(BaseModel):
+    cases: list[int] = Field(default_factory=list)
+    steps: list[Step] = Field(default_factory=list)
+    sent: list[int] = Field(default_factory=list)
+    deferred: list[int] = Field(default_factory=list)
+    failed: list[int] = Field(default_factory=list)
+    delivery_enabled: bool = False
+
+
+def periodic(session: Session, settings, now: datetime | None = None) -> PeriodicReport:
+    """One round of the stage's background work (for `aupguard run` and the demo):
+    group new incidents, take due ladder steps, deliver the outbox."""
+    now = now or utcnow()
+    touched = ingest_incidents(session, settings, now=now)
+    steps = run_deadlines(session, settings, now)
+    delivery = deliver_outbox(session, settings, now=now)
+    return PeriodicReport(cases=[c.id for c in touched], steps=steps, sent=delivery.sent,
+                          deferred=delivery.deferred, failed=delivery.failed,
+                          delivery_enabled=delivery.enabled)
