@@ -17,6 +17,7 @@ from aupguard.store.types import utcnow
 from aupguard.web import auth, data
 from aupguard.web.auth import Perm, Principal
 from aupguard.web.deps import requires
+from aupguard.web.stages import StageUnavailable
 
 router = APIRouter(prefix="/api")
 
@@ -206,6 +207,32 @@ def intake_dismiss(request: Request, event_id: int, body: IntakeDismissIn,
 @router.get("/mitigations", tags=["detection"])
 def mitigations(request: Request, who: Principal = VIEW) -> list[dict]:
     return _run(request, lambda s, st: data.mitigations(s))
+
+
+class WithdrawIn(BaseModel):
+    reason: str = Field("", max_length=2000)
+
+
+@router.post("/mitigations/{mitigation_id}/approve", tags=["detection"])
+def approve_mitigation(request: Request, mitigation_id: int, who: Principal = WORK) -> dict:
+    """Approve a proposed blackhole / FlowSpec mitigation (the speaker then announces it)."""
+    return _run(request, lambda s, st: data.mitigation_action(s, who, mitigation_id, "approve"))
+
+
+@router.post("/mitigations/{mitigation_id}/withdraw", tags=["detection"])
+def withdraw_mitigation(request: Request, mitigation_id: int, body: WithdrawIn,
+                        who: Principal = WORK) -> dict:
+    return _run(request, lambda s, st: data.mitigation_action(s, who, mitigation_id, "withdraw",
+                                                              body.reason))
+
+
+@router.get("/flows/rate", tags=["detection"])
+def flows_rate(request: Request, who: Principal = VIEW) -> dict:
+    """The collector's current flow rate (from its stats file); 503 when no collector wrote one."""
+    rate = data.flow_rate(request.app.state.settings, request.app.state.flow_samples)
+    if rate is None:
+        raise StageUnavailable("flows", "collector stats", "no collector stats file yet")
+    return rate
 
 
 @router.get("/orders", tags=["cases"])

@@ -69,6 +69,7 @@ def create_app(settings, store) -> FastAPI:
     app.state.signer = Signer(load_secret(settings), settings.web.session_hours * 3600)
     app.state.templates = _templates()
     app.state.login_failures = {}
+    app.state.flow_samples = []  # last two collector readings, for the live flow rate
     app.state.metrics = Metrics(store)
 
     swagger = swagger_static_dir()

@@ -153,6 +153,8 @@ def logout(request: Request, who: Principal = VIEW) -> Response:
 @router.get("/", response_class=HTMLResponse)
 def dashboard(request: Request, who: Principal = VIEW) -> HTMLResponse:
     board = _in_tx(request, lambda s, st: data.dashboard(s, st, who))
+    board["flow_rate"] = data.flow_rate(request.app.state.settings,
+                                        request.app.state.flow_samples)
     chart_cases = (charts.bar_chart(board["open_by_clause"], title="Open cases by clause",
                                     horizontal=True)
                    if board["open_by_clause"] is not None else None)
@@ -333,7 +335,28 @@ def mitigations_page(request: Request, who: Principal = VIEW) -> HTMLResponse:
             page["orders"] = None
         return page
 
-    return render(request, "mitigations.html", who, **_in_tx(request, load))
+    return render(request, "mitigations.html", who, **_in_tx(request, load),
+                  can_work=who.holds(Perm.WORK))
+
+
+@router.post("/mitigations/{mitigation_id}/approve")
+def mitigation_approve(request: Request, mitigation_id: int, who: Principal = WORK) -> Response:
+    try:
+        _in_tx(request, lambda s, st: data.mitigation_action(s, who, mitigation_id, "approve"))
+    except ACTION_ERRORS as exc:
+        return back(request, "/mitigations", f"approve failed: {exc}", "error")
+    return back(request, "/mitigations", f"Mitigation {mitigation_id} approved.")
+
+
+@router.post("/mitigations/{mitigation_id}/withdraw")
+def mitigation_withdraw(request: Request, mitigation_id: int,
+                        reason: str = Form("", max_length=2000), who: Principal = WORK) -> Response:
+    try:
+        _in_tx(request, lambda s, st: data.mitigation_action(s, who, mitigation_id, "withdraw",
+                                                             reason))
+    except ACTION_ERRORS as exc:
+        return back(request, "/mitigations", f"withdraw failed: {exc}", "error")
+    return back(request, "/mitigations", f"Withdrawal of mitigation {mitigation_id} requested.")
 
 
 @router.get("/listings", response_class=HTMLResponse)

@@ -305,6 +305,18 @@ def mitigations(session: Session) -> list[dict]:
     return [plain(m) for m in mod_fn(session)]
 
 
+def mitigation_action(session: Session, who: Principal, mitigation_id: int, action: str,
+                      reason: str = "") -> dict[str, Any]:
+    """Approve a proposed BGP mitigation, or ask for its withdrawal."""
+    if action == "approve":
+        row = func("mitigate", "approve")(session, mitigation_id, who.actor)
+    elif action == "withdraw":
+        row = func("mitigate", "request_withdraw")(session, mitigation_id, who.actor, reason)
+    else:  # pragma: no cover - routes only pass the names above
+        raise ValueError(f"unknown mitigation action {action!r}")
+    return plain(row)
+
+
 def listings(session: Session, client_id: str | None = None) -> list[dict]:
     fn = func("reputation", "current_listings")
     rows = fn(session, client_id=client_id) if client_id else fn(session)
@@ -370,18 +382,39 @@ def dashboard(session: Session, settings, who: Principal, days: int = 14,
     out["top_clients"] = Counter(i["client_id"] for i in incidents
                                  if i.get("client_id")).most_common(10)
     out["unattributed"] = sum(1 for i in incidents if not i.get("client_id"))
-    out["flow_rate"] = flow_rate()
     return out
 
 
-def flow_rate() -> dict[str, Any] | None:
-    """The collector's live flow rate, when the flows stage exposes one."""
-    for name in ("live_flow_rate", "flow_rate", "current_rate"):
-        try:
-            value = func("flows", name)()
-        except StageUnavailable:
-            continue
-        except Exception:  # a live gauge must never break the dashboard
+def flow_rate(settings, samples: list[tuple[float, int]]) -> dict[str, Any] | None:
+    """The collector's flow rate from the stats file it rewrites every few seconds.
+
+    `samples` keeps the last two distinct (time, flows_out) readings across
+    calls (the app holds it), so the rate is over the collector's latest
+    interval; with one reading, the average since the collector started.
+    """
+    import time
+
+    try:
+        stats_path = func("flows", "stats_path")
+        read_stats_file = func("flows", "read_stats_file")
+    except StageUnavailable:
+        return None
+    try:
+        stats = read_stats_file(stats_path(settings))
+        if not stats:
             return None
-        return plain(value) if not isinstance(value, (int, float)) else {"flows_per_s": value}
-    return None
+        at, total = float(stats["time"]), int(stats["flows_out"])
+        started = float(stats.get("started_at") or at)
+    except (KeyError, TypeError, ValueError, OSError):  # a live gauge never breaks the page
+        return None
+    if not samples or samples[-1][0] != at:
+        samples.append((at, total))
+        del samples[:-2]
+    if len(samples) == 2 and samples[1][0] > samples[0][0]:
+        (t0, n0), (t1, n1) = samples
+        rate, basis = (n1 - n0) / (t1 - t0), f"over the last {t1 - t0:.0f} s"
+    else:
+        rate, basis = total / max(at - started, 1.0), "average since the collector started"
+    age = time.time() - at
+    return {"flows_per_s": round(rate, 1), "basis": basis, "flows_total": total,
+            "running": bool(stats.get("running")) and age < 60, "age_s": round(age)}

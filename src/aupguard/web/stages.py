@@ -28,7 +28,7 @@ STAGES: dict[str, tuple[str, ...]] = {
     "mitigate": ("aupguard.detect.mitigate", "aupguard.detect"),
     "reputation": ("aupguard.reputation", "aupguard.reputation.monitor"),
     "accounting": ("aupguard.accounting", "aupguard.accounting.report"),
-    "flows": ("aupguard.flows", "aupguard.flows.collector"),
+    "flows": ("aupguard.flows.collector", "aupguard.flows.metrics"),
 }
 
 
