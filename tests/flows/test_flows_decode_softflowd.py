@@ -84,14 +84,15 @@ def generate_pcap(path: Path, seed: int = 7, flows: int = 300, ipv6: bool = True
     return truth
 
 
-def export(pcap: Path, version: int) -> list[bytes]:
+def export(pcap: Path, version: int, host: str = "127.0.0.1") -> list[bytes]:
     """Run softflowd on the capture; return the datagrams it sent to our socket."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind((host, 0))
     port = sock.getsockname()[1]
+    target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
-        subprocess.run(["softflowd", "-r", str(pcap), "-n", f"127.0.0.1:{port}", "-v", str(version), "-a"],
+        subprocess.run(["softflowd", "-r", str(pcap), "-n", target, "-v", str(version), "-a"],
                        check=True, capture_output=True, timeout=60)
         sock.settimeout(0.5)
         out = []
@@ -186,3 +187,15 @@ def test_softflowd_export_matches_capture_and_tshark(version, capture, tmp_path)
     for row in expected:
         ours_left.remove(row)          # every tshark record is one of ours
     assert len(ours_left) == short
+
+
+def test_softflowd_ipfix_over_ipv6(capture):
+    """IPFIX from an IPv6 exporter: same flows, exporter column is the IPv6 source."""
+    pcap, truth = capture
+    datagrams = export(pcap, 10, host="::1")
+    dec = Decoder()
+    rows = [r for b in dec.feed_many([(d, "::1", 0) for d in datagrams]) for r in b.to_pylist()]
+    assert dec.stats["::1"].errors == {} and dec.stats["::1"].records == len(truth)
+    assert {(format_address(r["src_addr"]), format_address(r["dst_addr"]), r["src_port"], r["dst_port"], r["proto"])
+            for r in rows} == set(truth)
+    assert {format_address(r["exporter"]) for r in rows} == {"::1"}

@@ -356,7 +356,10 @@ class Decoder:
         codes = np.fromiter((self._exp_code[e] for e in exps), dtype=np.int64, count=len(exps))
         dgd = sets.dg[data_rows]
         composite = (codes[dgd] << 48) | (sets.set_id[data_rows] << 32) | domain[dgd].astype(np.int64)
-        uniq, inverse = np.unique(composite, return_inverse=True)
+        if len(composite) and (composite == composite[0]).all():
+            uniq, inverse = composite[:1], np.zeros(len(composite), dtype=np.int64)
+        else:
+            uniq, inverse = np.unique(composite, return_inverse=True)
         groups: list[tuple[tuple, np.ndarray]] = []
         for u in range(len(uniq)):
             rows_u = data_rows[inverse == u] if len(uniq) > 1 else data_rows
@@ -396,7 +399,8 @@ class Decoder:
     def _check_sequences(self, streams: np.ndarray, exps: list[str], domain_l: list[int], version: int,
                          seq: np.ndarray, advance: np.ndarray) -> None:
         """Vectorised _check_sequence over a batch: one numpy pass per (exporter, domain)."""
-        uniq = np.unique(streams)
+        # the usual batch is one stream: skip np.unique (it costs more than the rest)
+        uniq = streams[:1] if len(streams) and (streams == streams[0]).all() else np.unique(streams)
         for u in uniq.tolist():
             idx = np.flatnonzero(streams == u) if len(uniq) > 1 else np.arange(len(streams))
             first = int(idx[0])
