@@ -104,7 +104,7 @@ def test_shared_samples_through_smtp_come_out_the_same(server_factory, seeded, s
 
 def test_message_is_on_disk_before_250_and_survives_a_crash(server_factory, seeded):
     crashed = server_factory()
-    crashed._process = lambda path: None   # the worker "dies" before parsing anything
+    crashed._process = lambda paths: None  # the worker "dies" before parsing anything
     send(crashed, sample("acns.eml"))
     assert crashed.wait_idle(10)
     spooled = list((crashed.maildir.root / "new").iterdir())

@@ -156,7 +156,7 @@ class Intake:
     # -- storing ---------------------------------------------------------------------------
     def ingest(self, raw: bytes, **kwargs) -> Ingested:
         prepared = self.prepare(raw, **kwargs)  # sync=True: a lone message fsyncs itself
-        return self._commit_batch([prepared])[0]
+        return self.store_prepared([prepared])[0]
 
     def ingest_many(self, raws, batch: int = 200, **kwargs) -> list[Ingested]:
         """Many messages, one transaction per batch; a batch that fails is retried one
@@ -167,13 +167,13 @@ class Intake:
             data, filename = item if isinstance(item, tuple) else (item, "")
             pending.append(self.prepare(data, filename=filename, sync=False, **kwargs))
             if len(pending) >= batch:
-                results.extend(self._commit_batch(pending))
+                results.extend(self.store_prepared(pending))
                 pending = []
         if pending:
-            results.extend(self._commit_batch(pending))
+            results.extend(self.store_prepared(pending))
         return results
 
-    def _commit_batch(self, pending: list[Prepared]) -> list[Ingested]:
+    def store_prepared(self, pending: list[Prepared]) -> list[Ingested]:
         try:
             with self.store.session() as session:
                 return self.commit(session, pending)
@@ -182,7 +182,7 @@ class Intake:
                 return [self.record_failure(pending[0])]
             out: list[Ingested] = []
             for prepared in pending:
-                out.extend(self._commit_batch([prepared]))
+                out.extend(self.store_prepared([prepared]))
             return out
 
     def record_failure(self, p: Prepared, exc: BaseException | None = None) -> Ingested:
