@@ -207,3 +207,46 @@ def test_dashboard_charts_count_incidents_and_cases(client, world, web_store, we
     html = client.get("/").text
     assert "<title>lawful.exploit: 1</title>" in html and "<title>content.csam: 1</title>" in html
     assert html.count('class="bar"') >= 14 + 2 + 1
+
+
+def test_merge_split_priority_and_export(client, world, web_store, web_settings):
+    import io
+    import tarfile
+    from datetime import timedelta
+
+    from aupguard import incidents
+    from aupguard.cases import service as cases
+    from tests.web.scenario import T0
+
+    # A second lawful.exploit case for acme, outside the grouping window of the first.
+    with web_store.session() as session:
+        incidents.report(session, incidents.Finding(
+            source="complaint", rule="xarf", clause_id="lawful.exploit", key="xarf:2",
+            first_seen=T0 + timedelta(days=10), last_seen=T0 + timedelta(days=10),
+            client_id="acme", offender="192.0.2.12", summary="second"))
+        second = cases.ingest_incidents(session, web_settings)[0].id
+    assert second != world.case_id
+    csrf = login(client, world.users["analyst"])
+    merged = client.post(f"/cases/{world.case_id}/merge", data={"csrf": csrf,
+                                                               "source_ids": f"#{second}"}).text
+    assert f"Merged #{second} into this case." in merged and 'name="incident_ids"' in merged
+    assert world.csam_case_id != second
+    hidden = client.post(f"/cases/{world.case_id}/merge",
+                         data={"csrf": csrf, "source_ids": str(world.csam_case_id)})
+    assert hidden.status_code == 403  # an analyst cannot merge a restricted case it cannot see
+    case = client.get(f"/api/cases/{world.case_id}").json()
+    moved = case["incident_ids"][-1]
+    split = client.post(f"/cases/{world.case_id}/split", data={"csrf": csrf,
+                                                              "incident_ids": [str(moved)]})
+    assert "Split from case" in split.text
+    new_id = int(str(split.url).rsplit("/", 1)[-1])
+    assert client.get(f"/api/cases/{new_id}").json()["incident_ids"] == [moved]
+    prio = client.post(f"/cases/{new_id}/priority", data={"csrf": csrf, "priority": "high"}).text
+    assert "Priority set to high." in prio
+    # The law-enforcement bundle: legal only, a real signed tar.gz.
+    assert client.get(f"/api/cases/{world.case_id}/export").status_code == 403
+    bundle = client.get(f"/api/cases/{world.case_id}/export",
+                        headers={"Authorization": f"Bearer {world.tokens['legal']}"})
+    assert bundle.status_code == 200 and bundle.headers["content-type"] == "application/gzip"
+    with tarfile.open(fileobj=io.BytesIO(bundle.content), mode="r:gz") as tar:
+        assert {"case.json", "timeline.json", "incidents.json"} <= set(tar.getnames())

@@ -76,3 +76,14 @@ def test_live_flow_rate_from_the_collector_stats_file(client, world, web_setting
     login(client, world.users["analyst"])
     assert 'id="flow-rate">3,000.0 flows/s' in client.get("/").text
     assert timedelta(seconds=second["age_s"]) < timedelta(minutes=1)
+
+
+def test_orders_are_lifted_from_the_console(client, world):
+    analyst = bearer(world, "analyst")
+    for _ in range(3):
+        client.post(f"/api/cases/{world.case_id}/escalate", headers=analyst)
+    order = client.get("/api/orders", headers=analyst).json()[0]
+    csrf = login(client, world.users["analyst"])
+    page = client.post(f"/orders/{order['id']}/lift", data={"csrf": csrf, "note": "fixed"}).text
+    assert f"Enforcement order {order['id']} lifted." in page
+    assert client.get("/api/orders", headers=analyst).json()[0]["status"] == "lifted"

@@ -10,7 +10,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+import shutil
+import tempfile
+from pathlib import Path
+
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
 from aupguard.store.types import utcnow
@@ -52,6 +57,24 @@ class ReportIn(BaseModel):
     authority: str = Field(min_length=1, max_length=200)
     report_id: str = Field(min_length=1, max_length=200)
     at: datetime | None = Field(None, description="When the report was made (default: now).")
+
+
+class PriorityIn(BaseModel):
+    priority: str = Field(min_length=1, max_length=20)
+
+
+class MergeIn(BaseModel):
+    source_ids: list[int] = Field(min_length=1, max_length=100,
+                                  description="Cases whose incidents move into this one.")
+
+
+class SplitIn(BaseModel):
+    incident_ids: list[int] = Field(min_length=1, max_length=1000,
+                                    description="Incidents that move to a new case.")
+
+
+class LiftIn(BaseModel):
+    note: str = Field("", max_length=2000)
 
 
 class IntakeAssignIn(BaseModel):
@@ -134,6 +157,37 @@ def notify(request: Request, case_id: int, who: Principal = WORK) -> dict:
 def escalate(request: Request, case_id: int, who: Principal = WORK) -> dict:
     """Take the next step of the clause's escalation ladder now."""
     return _run(request, lambda s, st: data.case_action(s, st, who, case_id, "escalate"))
+
+
+@router.post("/cases/{case_id}/priority", tags=["cases"])
+def set_priority(request: Request, case_id: int, body: PriorityIn, who: Principal = WORK) -> dict:
+    return _run(request, lambda s, st: data.case_action(s, st, who, case_id, "priority",
+                                                        priority=body.priority))
+
+
+@router.post("/cases/{case_id}/merge", tags=["cases"])
+def merge(request: Request, case_id: int, body: MergeIn, who: Principal = WORK) -> dict:
+    """Merge other cases of the same client into this one."""
+    return _run(request, lambda s, st: data.case_action(s, st, who, case_id, "merge",
+                                                        source_ids=body.source_ids))
+
+
+@router.post("/cases/{case_id}/split", tags=["cases"])
+def split(request: Request, case_id: int, body: SplitIn, who: Principal = WORK) -> dict:
+    """Move some incidents of this case into a new case; returns the new case."""
+    return _run(request, lambda s, st: data.case_action(s, st, who, case_id, "split",
+                                                        incident_ids=body.incident_ids))
+
+
+@router.get("/cases/{case_id}/export", tags=["cases"])
+def export(request: Request, case_id: int, background: BackgroundTasks,
+           who: Principal = LEGAL) -> FileResponse:
+    """The signed law-enforcement bundle (tar.gz: evidence, timeline, hashes, custody); legal role."""
+    workdir = tempfile.mkdtemp(prefix="aupguard-export-")
+    background.add_task(shutil.rmtree, workdir, True)
+    path = _run(request, lambda s, st: data.export_case(s, st, who, case_id, workdir))
+    return FileResponse(path, media_type="application/gzip", filename=Path(path).name,
+                        background=background)
 
 
 @router.post("/cases/{case_id}/report", tags=["cases"])
@@ -233,6 +287,12 @@ def flows_rate(request: Request, who: Principal = VIEW) -> dict:
     if rate is None:
         raise StageUnavailable("flows", "collector stats", "no collector stats file yet")
     return rate
+
+
+@router.post("/orders/{order_id}/lift", tags=["cases"])
+def lift_order(request: Request, order_id: int, body: LiftIn, who: Principal = WORK) -> dict:
+    """Lift an enforcement order (the client fixed the problem)."""
+    return _run(request, lambda s, st: data.lift_order(s, st, who, order_id, body.note))
 
 
 @router.get("/orders", tags=["cases"])

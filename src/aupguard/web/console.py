@@ -238,6 +238,48 @@ def case_escalate(request: Request, case_id: int, who: Principal = WORK) -> Resp
     return _case_action(request, who, case_id, "escalate", "Case escalated.")
 
 
+@router.post("/cases/{case_id}/priority")
+def case_priority(request: Request, case_id: int, priority: str = Form(..., max_length=20),
+                  who: Principal = WORK) -> Response:
+    return _case_action(request, who, case_id, "priority", f"Priority set to {priority}.",
+                        priority=priority)
+
+
+@router.post("/cases/{case_id}/merge")
+def case_merge(request: Request, case_id: int, source_ids: str = Form(..., max_length=1000),
+               who: Principal = WORK) -> Response:
+    try:
+        ids = [int(x) for x in source_ids.replace(",", " ").replace("#", " ").split()]
+    except ValueError:
+        return back(request, f"/cases/{case_id}", "merge failed: give case numbers, e.g. 12 14",
+                    "error")
+    return _case_action(request, who, case_id, "merge",
+                        f"Merged {', '.join(f'#{i}' for i in ids)} into this case.", source_ids=ids)
+
+
+@router.post("/cases/{case_id}/split")
+def case_split(request: Request, case_id: int, incident_ids: list[int] = Form(...),
+               who: Principal = WORK) -> Response:
+    try:
+        new = _in_tx(request, lambda s, st: data.case_action(s, st, who, case_id, "split",
+                                                            incident_ids=incident_ids))
+    except (data.Forbidden, data.NotFound):
+        raise
+    except ACTION_ERRORS as exc:
+        return back(request, f"/cases/{case_id}", f"split failed: {exc}", "error")
+    return back(request, f"/cases/{new['id']}", f"Split from case #{case_id} into this new case.")
+
+
+@router.post("/orders/{order_id}/lift")
+def order_lift(request: Request, order_id: int, note: str = Form("", max_length=2000),
+               who: Principal = WORK) -> Response:
+    try:
+        _in_tx(request, lambda s, st: data.lift_order(s, st, who, order_id, note))
+    except ACTION_ERRORS as exc:
+        return back(request, "/mitigations", f"lift failed: {exc}", "error")
+    return back(request, "/mitigations", f"Enforcement order {order_id} lifted.")
+
+
 @router.post("/cases/{case_id}/report")
 def case_report(request: Request, case_id: int, authority: str = Form(..., max_length=200),
                 report_id: str = Form(..., max_length=200), at: str = Form(""),

@@ -157,6 +157,16 @@ def case_action(session: Session, settings, who: Principal, case_id: int, action
         func("cases", "send_notice")(session, settings, case_id, actor)
     elif action == "escalate":
         func("cases", "escalate")(session, settings, case_id, actor)
+    elif action == "priority":
+        func("cases", "set_priority")(session, case_id, args["priority"], actor)
+    elif action == "merge":
+        for source in args["source_ids"]:  # merging a case one may not see would reveal it
+            _case_row(session, settings, who, int(source))
+        func("cases", "merge")(session, case_id, list(args["source_ids"]), actor)
+    elif action == "split":
+        new = func("cases", "split")(session, case_id, list(args["incident_ids"]), actor)
+        session.flush()
+        return plain(new)
     elif action == "report":
         func("cases", "record_mandatory_report")(session, case_id, args["authority"],
                                                  args["report_id"], args["at"], actor,
@@ -165,6 +175,20 @@ def case_action(session: Session, settings, who: Principal, case_id: int, action
         raise ValueError(f"unknown case action {action!r}")
     session.flush()
     return plain(func("cases", "get_case")(session, case_id, settings=settings))
+
+
+def export_case(session: Session, settings, who: Principal, case_id: int, directory) -> str:
+    """Write the signed law-enforcement bundle of a case; returns its path."""
+    _case_row(session, settings, who, case_id)
+    out = f"{directory}/aupguard-case-{case_id}.tar.gz"
+    return str(func("cases", "export_case")(session, settings, case_id, out, actor=who.actor))
+
+
+def lift_order(session: Session, settings, who: Principal, order_id: int, note: str) -> Any:
+    visible = {o["id"] for o in enforcement_orders(session, settings, who)}
+    if order_id not in visible:
+        raise NotFound(f"no enforcement order {order_id}")
+    return plain(func("cases", "lift_order")(session, order_id, who.actor, note))
 
 
 def strikes(session: Session, settings, client_id: str) -> Any:
