@@ -148,3 +148,10 @@ def test_role_matrix_on_postgres_and_sqlite(store, settings):
         assert client.post(f"/api/cases/{world.case_id}/notify",
                            headers=bearer(world, "read-only")).status_code == 403
         assert client.get("/api/audit/verify", headers=legal).json()["ok"] is True
+
+
+def test_overlong_notes_are_refused_with_the_limit(client, world, web_settings):
+    limit = web_settings.web.max_note_chars
+    response = client.post(f"/api/cases/{world.case_id}/notes", headers=bearer(world, "analyst"),
+                           json={"text": "x" * (limit + 1)})
+    assert response.status_code in (400, 422)

@@ -462,6 +462,10 @@ def self_help_reply(request: Request, token: str, text: str = Form(..., min_leng
         return back(request, here, "The form expired; please send your answer again.", "error")
     if _client_view(request, token) is None:
         return render(request, "self_help_invalid.html", None, status_code=404)
+    limit = request.app.state.settings.web.max_note_chars
+    if len(text) > limit:
+        return back(request, here, f"Your answer is longer than {limit} characters; please "
+                    "shorten it.", "error")
     try:
         _in_tx(request, lambda s, st: func("cases", "client_reply")(s, st, token, text))
     except ACTION_ERRORS as exc:

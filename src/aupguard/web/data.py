@@ -147,6 +147,10 @@ def case_action(session: Session, settings, who: Principal, case_id: int, action
     """Run one case action as the caller; returns the case afterwards."""
     _case_row(session, settings, who, case_id)
     actor = who.actor
+    for key in ("text", "note"):
+        if len(args.get(key) or "") > settings.web.max_note_chars:
+            raise AupguardError(f"the {key} is longer than {settings.web.max_note_chars} characters "
+                                "([web] max_note_chars); shorten it or attach a file instead")
     if action == "note":
         func("cases", "add_note")(session, case_id, args["text"], actor)
     elif action == "status":
