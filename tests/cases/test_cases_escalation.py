@@ -37,8 +37,12 @@ def test_notice_goes_up_the_reseller_chain(registry, settings):
             step = cases.escalate(s, settings, case_id, "alice")
         assert step.name == "suspension"
         last = s.get(OutboxMessage, step.message_id)
-        assert last.headers["Cc"].split(", ") == ["abuse@reseller.example", "abuse@wholesale.example",
-                                                  "ceo@client1.example", "legal@wholesale.example"]
+        assert last.headers["Cc"].split(", ") == [
+            "abuse@reseller.example",
+            "abuse@wholesale.example",
+            "ceo@client1.example",
+            "legal@wholesale.example",
+        ]
 
 
 def test_client_without_abuse_contact_uses_its_mail(lite_registry, settings):
@@ -51,10 +55,13 @@ def test_client_without_abuse_contact_uses_its_mail(lite_registry, settings):
 
 def test_full_ladder_by_hand(registry, settings):
     case_id = _one_case(registry, settings, clause="mail.spam", client="c1")
-    expected = [("notice", "notified", None), ("warning", "escalated", None),
-                ("restriction", "restricted", "port25-block"),
-                ("suspension", "suspended", "suspend-service"),
-                ("termination", "terminated", "terminate-contract")]
+    expected = [
+        ("notice", "notified", None),
+        ("warning", "escalated", None),
+        ("restriction", "restricted", "port25-block"),
+        ("suspension", "suspended", "suspend-service"),
+        ("termination", "terminated", "terminate-contract"),
+    ]
     with registry.session() as s:
         for name, status, action in expected:
             step = cases.escalate(s, settings, case_id, "alice")
@@ -95,7 +102,10 @@ def test_deadlines_escalate_automatically(registry, settings):
         (step,) = cases.run_deadlines(s, settings, now + timedelta(hours=122))
         assert (step.name, step.status) == ("restriction", "restricted")
         (order,) = cases.orders(s, case_id=case_id)
-        assert (order.action, order.params) == ("rate-limit", {"rate_bps": settings.cases.rate_limit_bps})
+        assert (order.action, order.params) == (
+            "rate-limit",
+            {"rate_bps": settings.cases.rate_limit_bps},
+        )
 
 
 def test_deadlines_respect_settings_and_client_answers(registry, settings):
