@@ -14,7 +14,6 @@ import shutil
 import socket
 import subprocess
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import pytest
@@ -24,7 +23,9 @@ from aupguard.netaddr import format_address
 from tests.flows import test_flows_tshark as tsh
 from tests.flows import test_flows_tshark_oracle as oracle
 
-pytestmark = pytest.mark.skipif(shutil.which("softflowd") is None, reason="softflowd not installed (Debian softflowd)")
+pytestmark = pytest.mark.skipif(
+    shutil.which("softflowd") is None, reason="softflowd not installed (Debian softflowd)"
+)
 
 T0 = 1_700_000_000.0
 
@@ -39,13 +40,20 @@ def generate_pcap(path: Path, seed: int = 7, flows: int = 300, ipv6: bool = True
     for i in range(flows):
         v6 = ipv6 and i % 5 == 4
         if v6:
-            src, dst = f"2001:db8:1::{rnd.randrange(1, 4000):x}", f"2001:db8:2::{rnd.randrange(1, 4000):x}"
+            src, dst = (
+                f"2001:db8:1::{rnd.randrange(1, 4000):x}",
+                f"2001:db8:2::{rnd.randrange(1, 4000):x}",
+            )
         else:
-            src, dst = f"10.{rnd.randrange(4)}.{rnd.randrange(256)}.{rnd.randrange(1, 255)}", \
-                f"192.0.2.{rnd.randrange(1, 255)}"
+            src, dst = (
+                f"10.{rnd.randrange(4)}.{rnd.randrange(256)}.{rnd.randrange(1, 255)}",
+                f"192.0.2.{rnd.randrange(1, 255)}",
+            )
         proto = rnd.choice((6, 6, 17, 1)) if not v6 else rnd.choice((6, 17))
         sport = rnd.randrange(1024, 65535) if proto != 1 else 0
-        dport = rnd.choice((25, 53, 80, 443, 8080)) if proto != 1 else 8 * 256   # ICMP echo: type 8 code 0
+        dport = (
+            rnd.choice((25, 53, 80, 443, 8080)) if proto != 1 else 8 * 256
+        )  # ICMP echo: type 8 code 0
         start = T0 + i * 0.05
         n = rnd.randrange(1, 6)
         key = (src, dst, sport, dport, proto)
@@ -55,20 +63,33 @@ def generate_pcap(path: Path, seed: int = 7, flows: int = 300, ipv6: bool = True
         for k in range(n):
             payload = b"x" * rnd.randrange(0, 400)
             if proto == 6:
-                l4 = dpkt.tcp.TCP(sport=sport, dport=dport, flags=dpkt.tcp.TH_ACK | (dpkt.tcp.TH_PUSH if k else 0),
-                                  data=payload)
+                l4 = dpkt.tcp.TCP(
+                    sport=sport,
+                    dport=dport,
+                    flags=dpkt.tcp.TH_ACK | (dpkt.tcp.TH_PUSH if k else 0),
+                    data=payload,
+                )
             elif proto == 17:
                 l4 = dpkt.udp.UDP(sport=sport, dport=dport, data=payload)
                 l4.ulen = len(l4)
             else:
-                l4 = dpkt.icmp.ICMP(type=8, code=0, data=dpkt.icmp.ICMP.Echo(id=i, seq=k, data=payload))
+                l4 = dpkt.icmp.ICMP(
+                    type=8, code=0, data=dpkt.icmp.ICMP.Echo(id=i, seq=k, data=payload)
+                )
             if v6:
-                ip = dpkt.ip6.IP6(src=socket.inet_pton(socket.AF_INET6, src), dst=socket.inet_pton(socket.AF_INET6, dst),
-                                  nxt=proto, hlim=64, data=l4)
+                ip = dpkt.ip6.IP6(
+                    src=socket.inet_pton(socket.AF_INET6, src),
+                    dst=socket.inet_pton(socket.AF_INET6, dst),
+                    nxt=proto,
+                    hlim=64,
+                    data=l4,
+                )
                 ip.plen = len(l4)
                 etype, size = 0x86DD, len(ip)
             else:
-                ip = dpkt.ip.IP(src=socket.inet_aton(src), dst=socket.inet_aton(dst), p=proto, ttl=64, data=l4)
+                ip = dpkt.ip.IP(
+                    src=socket.inet_aton(src), dst=socket.inet_aton(dst), p=proto, ttl=64, data=l4
+                )
                 ip.len = len(ip)
                 etype, size = 0x0800, ip.len
             frame = dpkt.ethernet.Ethernet(src=b"\x02" * 6, dst=b"\x04" * 6, type=etype, data=ip)
@@ -92,8 +113,12 @@ def export(pcap: Path, version: int, host: str = "127.0.0.1") -> list[bytes]:
     port = sock.getsockname()[1]
     target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
-        subprocess.run(["softflowd", "-r", str(pcap), "-n", target, "-v", str(version), "-a"],
-                       check=True, capture_output=True, timeout=60)
+        subprocess.run(
+            ["softflowd", "-r", str(pcap), "-n", target, "-v", str(version), "-a"],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
         sock.settimeout(0.5)
         out = []
         deadline = time.monotonic() + 10
@@ -115,10 +140,14 @@ def write_export_pcap(path: Path, datagrams: list[bytes], port: int = 2055) -> N
         for i, d in enumerate(datagrams):
             udp = dpkt.udp.UDP(sport=40000, dport=port, data=d)
             udp.ulen = len(udp)
-            ip = dpkt.ip.IP(src=socket.inet_aton("127.0.0.1"), dst=socket.inet_aton("127.0.0.1"), p=17, data=udp)
+            ip = dpkt.ip.IP(
+                src=socket.inet_aton("127.0.0.1"), dst=socket.inet_aton("127.0.0.1"), p=17, data=udp
+            )
             ip.len = len(ip)
-            w.writepkt(bytes(dpkt.ethernet.Ethernet(type=0x0800, data=ip, src=b"\0" * 6, dst=b"\0" * 6)),
-                       ts=T0 + 3600 + i * 0.001)
+            w.writepkt(
+                bytes(dpkt.ethernet.Ethernet(type=0x0800, data=ip, src=b"\0" * 6, dst=b"\0" * 6)),
+                ts=T0 + 3600 + i * 0.001,
+            )
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +163,11 @@ def test_softflowd_export_matches_capture_and_tshark(version, capture, tmp_path)
     datagrams = export(pcap, version)
     assert datagrams, "softflowd sent nothing"
     dec = Decoder(default_sampling=1)
-    rows = [r for b in dec.feed_many([(d, "127.0.0.1", int(T0 * 1000)) for d in datagrams]) for r in b.to_pylist()]
+    rows = [
+        r
+        for b in dec.feed_many([(d, "127.0.0.1", int(T0 * 1000)) for d in datagrams])
+        for r in b.to_pylist()
+    ]
     assert dec.stats.total.errors == {}
     assert dec.pending_records() == 0
 
@@ -142,13 +175,24 @@ def test_softflowd_export_matches_capture_and_tshark(version, capture, tmp_path)
     want = {k: v for k, v in truth.items() if version != 5 or not v[4]}
     got = {}
     for r in rows:
-        key = (format_address(r["src_addr"]), format_address(r["dst_addr"]), r["src_port"], r["dst_port"], r["proto"])
+        key = (
+            format_address(r["src_addr"]),
+            format_address(r["dst_addr"]),
+            r["src_port"],
+            r["dst_port"],
+            r["proto"],
+        )
         assert key not in got, f"flow {key} decoded twice"
         got[key] = r
     assert set(got) == set(want)
     for key, (n, size, start_ms, end_ms, _v6) in want.items():
         r = got[key]
-        assert (r["packets_raw"], r["bytes_raw"], r["packets"], r["sampling_rate"]) == (n, size, n, 1), key
+        assert (r["packets_raw"], r["bytes_raw"], r["packets"], r["sampling_rate"]) == (
+            n,
+            size,
+            n,
+            1,
+        ), key
         # v5 and IPFIX carry ms-exact times; a v9 header has whole seconds only, so the
         # sysUptime-relative stamps inherit up to 1 s of the exporter's truncation.
         ours_start = int(r["start"].timestamp() * 1000)
@@ -157,7 +201,7 @@ def test_softflowd_export_matches_capture_and_tshark(version, capture, tmp_path)
             assert 0 <= start_ms - ours_start < 1000, key
         else:
             assert abs(ours_start - start_ms) <= 1, key
-        assert abs((ours_end - ours_start) - (end_ms - start_ms)) <= 1, key     # duration is exact
+        assert abs((ours_end - ours_start) - (end_ms - start_ms)) <= 1, key  # duration is exact
         assert r["flow_version"] == version
         assert format_address(r["exporter"]) == "127.0.0.1"
 
@@ -176,16 +220,18 @@ def test_softflowd_export_matches_capture_and_tshark(version, capture, tmp_path)
     short = 0
     for d in datagrams:
         count = int.from_bytes(d[2:4], "big")
-        if d[20:22] != b"\x00\x00":          # only datagrams that start with a template set
+        if d[20:22] != b"\x00\x00":  # only datagrams that start with a template set
             continue
         tlen = int.from_bytes(d[22:24], "big")
         fields = int.from_bytes(d[26:28], "big")
-        record_len = sum(int.from_bytes(d[28 + 4 * i + 2:28 + 4 * i + 4], "big") for i in range(fields))
-        data_len = int.from_bytes(d[20 + tlen + 2:20 + tlen + 4], "big") - 4
+        record_len = sum(
+            int.from_bytes(d[28 + 4 * i + 2 : 28 + 4 * i + 4], "big") for i in range(fields)
+        )
+        data_len = int.from_bytes(d[20 + tlen + 2 : 20 + tlen + 4], "big") - 4
         short += max(0, data_len // record_len - (count - 1))
     ours_left = list(ours)
     for row in expected:
-        ours_left.remove(row)          # every tshark record is one of ours
+        ours_left.remove(row)  # every tshark record is one of ours
     assert len(ours_left) == short
 
 
@@ -196,6 +242,14 @@ def test_softflowd_ipfix_over_ipv6(capture):
     dec = Decoder()
     rows = [r for b in dec.feed_many([(d, "::1", 0) for d in datagrams]) for r in b.to_pylist()]
     assert dec.stats["::1"].errors == {} and dec.stats["::1"].records == len(truth)
-    assert {(format_address(r["src_addr"]), format_address(r["dst_addr"]), r["src_port"], r["dst_port"], r["proto"])
-            for r in rows} == set(truth)
+    assert {
+        (
+            format_address(r["src_addr"]),
+            format_address(r["dst_addr"]),
+            r["src_port"],
+            r["dst_port"],
+            r["proto"],
+        )
+        for r in rows
+    } == set(truth)
     assert {format_address(r["exporter"]) for r in rows} == {"::1"}

@@ -43,21 +43,39 @@ def _mutate(seed: bytes, cut: int, flips: list, splice: bytes, at: int) -> bytes
         if pos < len(data):
             data[pos] = val
     data = data[:at] + splice + data[at:] if splice else data
-    return bytes(data[:max(cut, 2)]) if cut < len(seed) // 2 else bytes(data)
+    return bytes(data[: max(cut, 2)]) if cut < len(seed) // 2 else bytes(data)
 
 
 V5_SEED = B.v5([B.v5_record(), B.v5_record(proto=17)], sampling=(1 << 14) | 10)
-V9_SEED = B.v9([B.flowset(0, B.v9_template(300, B.BASIC_V9)),
-                B.flowset(1, B.v9_options_template(301, [(1, 4)], [(48, 1), (50, 4)])),
-                B.flowset(301, struct.pack(">IBI", 0, 1, 100), pad_to=4),
-                B.flowset(300, B.basic_record() * 3, pad_to=4)])
-IPFIX_SEED = B.ipfix([B.flowset(2, B.ipfix_template(256, [(8, 4), (12, 4), (82, 65535), (99, 4, 9), (2, 8)])),
-                      B.flowset(256, B.v4("10.0.0.1") + B.v4("10.0.0.2") + B.varlen(b"eth0") + b"ABCD"
-                                + struct.pack(">Q", 5)),
-                      B.flowset(2, struct.pack(">HH", 256, 0))])
-SFLOW_SEED = B.sflow([B.sflow_flow_sample([B.sflow_raw_header(B.ether_ipv4_tcp(vlan=7))]),
-                      B.sflow_flow_sample([B.sflow_raw_header(B.ether_ipv6_udp())], expanded=True),
-                      B.sflow_counter_sample()])
+V9_SEED = B.v9(
+    [
+        B.flowset(0, B.v9_template(300, B.BASIC_V9)),
+        B.flowset(1, B.v9_options_template(301, [(1, 4)], [(48, 1), (50, 4)])),
+        B.flowset(301, struct.pack(">IBI", 0, 1, 100), pad_to=4),
+        B.flowset(300, B.basic_record() * 3, pad_to=4),
+    ]
+)
+IPFIX_SEED = B.ipfix(
+    [
+        B.flowset(2, B.ipfix_template(256, [(8, 4), (12, 4), (82, 65535), (99, 4, 9), (2, 8)])),
+        B.flowset(
+            256,
+            B.v4("10.0.0.1")
+            + B.v4("10.0.0.2")
+            + B.varlen(b"eth0")
+            + b"ABCD"
+            + struct.pack(">Q", 5),
+        ),
+        B.flowset(2, struct.pack(">HH", 256, 0)),
+    ]
+)
+SFLOW_SEED = B.sflow(
+    [
+        B.sflow_flow_sample([B.sflow_raw_header(B.ether_ipv4_tcp(vlan=7))]),
+        B.sflow_flow_sample([B.sflow_raw_header(B.ether_ipv6_udp())], expanded=True),
+        B.sflow_counter_sample(),
+    ]
+)
 
 
 def _prefixed(prefix: bytes):
@@ -83,7 +101,11 @@ def test_fuzz_ipfix(datagrams):
 
 
 @FUZZ
-@given(st.lists(st.one_of(_mutations(SFLOW_SEED), _prefixed(b"\x00\x00\x00\x05")), min_size=1, max_size=6))
+@given(
+    st.lists(
+        st.one_of(_mutations(SFLOW_SEED), _prefixed(b"\x00\x00\x00\x05")), min_size=1, max_size=6
+    )
+)
 def test_fuzz_sflow(datagrams):
     _check(Decoder(), datagrams)
 

@@ -13,9 +13,15 @@ import shutil
 import subprocess
 from pathlib import Path
 
-DECODE_AS = [("udp.port==9990", "cflow"), ("udp.port==9991", "cflow"), ("udp.port==9992", "cflow"),
-             ("udp.port==8096", "cflow"), ("udp.port==2055", "cflow"), ("udp.port==4739", "cflow"),
-             ("udp.port==6343", "sflow")]
+DECODE_AS = [
+    ("udp.port==9990", "cflow"),
+    ("udp.port==9991", "cflow"),
+    ("udp.port==9992", "cflow"),
+    ("udp.port==8096", "cflow"),
+    ("udp.port==2055", "cflow"),
+    ("udp.port==4739", "cflow"),
+    ("udp.port==6343", "sflow"),
+]
 
 
 def available() -> bool:
@@ -24,7 +30,9 @@ def available() -> bool:
 
 def run(pcap: Path, extra_ports: dict[int, str] | None = None) -> list[list]:
     args = ["tshark", "-r", str(pcap), "-T", "json"]
-    decode = list(DECODE_AS) + [(f"udp.port=={p}", proto) for p, proto in (extra_ports or {}).items()]
+    decode = list(DECODE_AS) + [
+        (f"udp.port=={p}", proto) for p, proto in (extra_ports or {}).items()
+    ]
     for rule, proto in decode:
         args += ["-d", f"{rule},{proto}"]
     res = subprocess.run(args, capture_output=True, check=True, timeout=120)
@@ -61,7 +69,7 @@ def cflow_flows(packets: list) -> list[dict]:
             hdr = {k: v[0] for k, v in hdr.items()}
             hdr["_src"] = src
             for k, v in cflow:
-                if k.startswith("pdu ") and isinstance(v, list):      # NetFlow v5 record
+                if k.startswith("pdu ") and isinstance(v, list):  # NetFlow v5 record
                     rec: dict = {}
                     _flat(v, rec)
                     rec["_hdr"] = hdr
@@ -123,6 +131,12 @@ def read_udp(pcap: Path) -> list[tuple[bytes, str, int, int]]:
                 continue
             if not isinstance(ip.data, dpkt.udp.UDP):
                 continue
-            out.append((bytes(ip.data.data), socket.inet_ntop(family, ip.src), int(round(ts * 1000)),
-                        ip.data.dport))
+            out.append(
+                (
+                    bytes(ip.data.data),
+                    socket.inet_ntop(family, ip.src),
+                    round(ts * 1000),
+                    ip.data.dport,
+                )
+            )
     return out

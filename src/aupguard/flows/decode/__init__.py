@@ -10,4 +10,4 @@ See docs/flows-decoding.md for the design and the measured throughput.
 from aupguard.flows.decode.decoder import Decoder
 from aupguard.flows.decode.stats import DecodeStats, ExporterStats
 
-__all__ = ["Decoder", "DecodeStats", "ExporterStats"]
+__all__ = ["DecodeStats", "Decoder", "ExporterStats"]

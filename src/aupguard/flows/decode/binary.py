@@ -19,7 +19,12 @@ def u16(buf: np.ndarray, off: np.ndarray) -> np.ndarray:
 
 def u32(buf: np.ndarray, off: np.ndarray) -> np.ndarray:
     b = buf[off[:, None] + np.arange(4)].astype(np.uint64)
-    return (b[:, 0] << np.uint64(24)) | (b[:, 1] << np.uint64(16)) | (b[:, 2] << np.uint64(8)) | b[:, 3]
+    return (
+        (b[:, 0] << np.uint64(24))
+        | (b[:, 1] << np.uint64(16))
+        | (b[:, 2] << np.uint64(8))
+        | b[:, 3]
+    )
 
 
 def signed32(delta: np.ndarray) -> np.ndarray:

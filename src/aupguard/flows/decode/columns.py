@@ -16,14 +16,29 @@ from aupguard.flows.schema import ADDR, FLOW_SCHEMA, TS
 # IPv4-mapped IPv6 prefix bytes ::ffff:0:0/96
 _V4_PREFIX = np.zeros(16, dtype=np.uint8)
 _V4_PREFIX[10:12] = 0xFF
-_FFFF_WORD = np.frombuffer(b"\x00\x00\xff\xff", dtype=np.uint32)[0]   # bytes 00 00 ff ff, native order
+_FFFF_WORD = np.frombuffer(b"\x00\x00\xff\xff", dtype=np.uint32)[
+    0
+]  # bytes 00 00 ff ff, native order
 
 _INT_TYPES = {
-    "src_port": np.uint16, "dst_port": np.uint16, "proto": np.uint8, "tcp_flags": np.uint16,
-    "packets": np.int64, "bytes": np.int64, "packets_raw": np.int64, "bytes_raw": np.int64,
-    "sampling_rate": np.uint32, "obs_domain": np.uint32, "in_if": np.uint32, "out_if": np.uint32,
-    "src_as": np.uint32, "dst_as": np.uint32, "src_mask": np.uint8, "dst_mask": np.uint8,
-    "direction": np.int8, "flow_version": np.uint8,
+    "src_port": np.uint16,
+    "dst_port": np.uint16,
+    "proto": np.uint8,
+    "tcp_flags": np.uint16,
+    "packets": np.int64,
+    "bytes": np.int64,
+    "packets_raw": np.int64,
+    "bytes_raw": np.int64,
+    "sampling_rate": np.uint32,
+    "obs_domain": np.uint32,
+    "in_if": np.uint32,
+    "out_if": np.uint32,
+    "src_as": np.uint32,
+    "dst_as": np.uint32,
+    "src_mask": np.uint8,
+    "dst_mask": np.uint8,
+    "direction": np.int8,
+    "flow_version": np.uint8,
 }
 _DEFAULTS = {"src_as": 0, "dst_as": 0, "direction": -1}
 
@@ -42,7 +57,7 @@ def u32_to_addr16(v4: np.ndarray) -> np.ndarray:
     Written as four 32-bit words, copying the field's raw big-endian bytes without
     a byte swap: several times faster than byte-wise copies.
     """
-    raw = np.ascontiguousarray(v4, dtype=">u4").view(np.uint32)     # contiguous first: 2x faster
+    raw = np.ascontiguousarray(v4, dtype=">u4").view(np.uint32)  # contiguous first: 2x faster
     out = np.zeros((len(v4), 4), dtype=np.uint32)
     out[:, 2] = _FFFF_WORD
     out[:, 3] = raw
@@ -65,7 +80,9 @@ def addr_array(addr16: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
     return pa.FixedSizeBinaryArray.from_buffers(ADDR, n, [bitmap, pa.py_buffer(data)])
 
 
-def _numeric(arr: np.ndarray, dtype, pa_type: pa.DataType, n: int, mask: np.ndarray | None) -> pa.Array:
+def _numeric(
+    arr: np.ndarray, dtype, pa_type: pa.DataType, n: int, mask: np.ndarray | None
+) -> pa.Array:
     """Zero-copy wrap of a native-endian numpy column (pa.array's conversion path is slower)."""
     if arr.ndim == 0:
         arr = np.full(n, arr, dtype=dtype)
@@ -92,8 +109,9 @@ def _filled_buffer(nbytes: int, fill: int) -> pa.Buffer:
 def _constant(pa_type: pa.DataType, n: int, fill: int, null: bool = False) -> pa.Array:
     width = 16 if pa_type == ADDR else pa_type.bit_width // 8
     validity = _filled_buffer((n + 7) // 8, 0) if null else None
-    return pa.Array.from_buffers(pa_type, n, [validity, _filled_buffer(n * width, fill)],
-                                 null_count=n if null else 0)
+    return pa.Array.from_buffers(
+        pa_type, n, [validity, _filled_buffer(n * width, fill)], null_count=n if null else 0
+    )
 
 
 def make_batch(n: int, cols: dict[str, np.ndarray]) -> pa.RecordBatch:
@@ -121,5 +139,7 @@ def make_batch(n: int, cols: dict[str, np.ndarray]) -> pa.RecordBatch:
                 else:
                     arrays.append(_constant(field.type, n, 0, null=True))
             else:
-                arrays.append(_numeric(np.asarray(value), dtype, field.type, n, cols.get(name + "_null")))
+                arrays.append(
+                    _numeric(np.asarray(value), dtype, field.type, n, cols.get(name + "_null"))
+                )
     return pa.RecordBatch.from_arrays(arrays, schema=FLOW_SCHEMA)

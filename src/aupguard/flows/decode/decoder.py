@@ -36,10 +36,13 @@ from aupguard.flows.decode.templates_parse import (
 )
 
 Item = tuple[bytes, str, int]
-PENDING_BYTES_PER_RECORD = 16      # held sets are counted as body bytes / 16 records (template unknown)
-NTP_EPOCH_OFFSET = 2_208_988_800   # seconds from 1900 to 1970
-CHUNK_DATAGRAMS = 2048            # feed_many decodes at most this many datagrams per pass
-TEMPLATE_CACHE = 4096              # distinct template sets remembered (cleared when full)
+PENDING_BYTES_PER_RECORD = 16  # held sets are counted as body bytes / 16 records (template unknown)
+NTP_EPOCH_OFFSET = 2_208_988_800  # seconds from 1900 to 1970
+CHUNK_DATAGRAMS = 2048  # feed_many decodes at most this many datagrams per pass
+# Bounds on state that hostile or spoofed exporters could otherwise grow without limit.
+MAX_TEMPLATES = 65_536
+MAX_SAMPLERS = 65_536
+TEMPLATE_CACHE = 4096  # distinct template sets remembered (cleared when full)
 
 
 @dataclass
@@ -56,31 +59,36 @@ class _Held:
 @dataclass
 class _Sets:
     """Sets found in a batch of v9/IPFIX datagrams (parallel arrays, one row per set)."""
-    dg: np.ndarray          # index of the datagram in the batch
+
+    dg: np.ndarray  # index of the datagram in the batch
     set_id: np.ndarray
-    start: np.ndarray       # body start in the batch buffer
-    length: np.ndarray      # body length
+    start: np.ndarray  # body start in the batch buffer
+    length: np.ndarray  # body length
 
 
 class Decoder:
     """Stateful decoder for one collector (templates and sampling are per exporter)."""
 
-    def __init__(self, default_sampling: int = 1, sampling_overrides: dict[str, int] | None = None,
-                 max_pending: int = 10_000) -> None:
+    def __init__(
+        self,
+        default_sampling: int = 1,
+        sampling_overrides: dict[str, int] | None = None,
+        max_pending: int = 10_000,
+    ) -> None:
         self.default_sampling = max(1, int(default_sampling))
         self.max_pending = max(0, int(max_pending))
         self.stats = DecodeStats()
         self._overrides: dict[str, int] = {}
         for exp, rate in (sampling_overrides or {}).items():
             self._overrides[self._norm(exp)] = int(rate)
-        self._templates: dict[tuple, Template] = {}            # (exporter, version, domain, tid)
-        self._sampling: dict[tuple, int] = {}                 # (exporter, domain, sampler id | -1)
-        self._sys_init: dict[tuple, int] = {}                 # (exporter, domain) -> ms (IE 160)
+        self._templates: dict[tuple, Template] = {}  # (exporter, version, domain, tid)
+        self._sampling: dict[tuple, int] = {}  # (exporter, domain, sampler id | -1)
+        self._sys_init: dict[tuple, int] = {}  # (exporter, domain) -> ms (IE 160)
         self._held: dict[str, deque[_Held]] = {}
-        self._seq: dict[tuple, int] = {}                      # next expected sequence number
+        self._seq: dict[tuple, int] = {}  # next expected sequence number
         self._exp16: dict[str, np.ndarray] = {}
-        self._exp_code: dict[str, int] = {}                  # small int per exporter, for grouping
-        self._no_split = False                               # set while decoding a batch in order
+        self._exp_code: dict[str, int] = {}  # small int per exporter, for grouping
+        self._no_split = False  # set while decoding a batch in order
         # Exporters resend the same template sets every few datagrams (softflowd: every 4th);
         # parsed+compiled results are cached by the set's bytes (compiled templates are immutable).
         self._tmpl_cache: dict[tuple, tuple] = {}
@@ -99,7 +107,7 @@ class Decoder:
         if len(items) > CHUNK_DATAGRAMS:
             out: list[pa.RecordBatch] = []
             for i in range(0, len(items), CHUNK_DATAGRAMS):
-                out += self._feed_chunk(items[i:i + CHUNK_DATAGRAMS])
+                out += self._feed_chunk(items[i : i + CHUNK_DATAGRAMS])
             return out
         return self._feed_chunk(items)
 
@@ -149,7 +157,9 @@ class Decoder:
         try:
             addr = ipaddress.ip_address(exporter.split("%")[0])
         except ValueError:
-            self.stats.error(exporter, "bad_exporter", f"exporter {exporter!r} is not an IP address")
+            self.stats.error(
+                exporter, "bad_exporter", f"exporter {exporter!r} is not an IP address"
+            )
             return False
         if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
             addr = addr.ipv4_mapped
@@ -172,7 +182,7 @@ class Decoder:
         expected = self._seq.get(key)
         if expected is not None and seq != expected:
             missing = (seq - expected) & 0xFFFFFFFF
-            if missing < 1 << 31:           # behind us means reordered or restarted: not a gap
+            if missing < 1 << 31:  # behind us means reordered or restarted: not a gap
                 self.stats.for_exporter(key[0]).sequence_gaps += missing
         self._seq[key] = (seq + advance) & 0xFFFFFFFF
 
@@ -193,11 +203,14 @@ class Decoder:
         count = hdr["count"].astype(np.int64)
         nrec = np.minimum(count, avail)
         for i in np.flatnonzero(count > avail).tolist():
-            self.stats.error(good[i][1], "truncated_records",
-                             f"v5 header says {count[i]} records, datagram holds {avail[i]}",
-                             count=int(count[i] - avail[i]))
+            self.stats.error(
+                good[i][1],
+                "truncated_records",
+                f"v5 header says {count[i]} records, datagram holds {avail[i]}",
+                count=int(count[i] - avail[i]),
+            )
         nrec_l = nrec.tolist()
-        body = b"".join([d[24:24 + 48 * k] for d, k in zip(datas, nrec_l)])
+        body = b"".join([d[24 : 24 + 48 * k] for d, k in zip(datas, nrec_l)])
         recs = np.frombuffer(body, dtype=netflow5.RECORD_DTYPE)
         n = len(recs)
         exps = [it[1] for it in good]
@@ -221,16 +234,29 @@ class Decoder:
         packets = recs["packets"].astype(np.int64)
         octets = recs["bytes"].astype(np.int64)
         cols = {
-            "start": start, "end": end,
-            "src_addr": u32_to_addr16(recs["src"]), "dst_addr": u32_to_addr16(recs["dst"]),
-            "src_port": recs["src_port"], "dst_port": recs["dst_port"], "proto": recs["proto"],
-            "tcp_flags": recs["tcp_flags"], "packets": packets * rate, "bytes": octets * rate,
-            "packets_raw": packets, "bytes_raw": octets, "sampling_rate": rate,
-            "exporter": exp_table[exp_idx[dg]], "obs_domain": hdr["engine"][dg],
-            "in_if": recs["input"], "out_if": recs["output"],
-            "src_as": recs["src_as"], "dst_as": recs["dst_as"],
-            "src_mask": recs["src_mask"], "dst_mask": recs["dst_mask"],
-            "next_hop": u32_to_addr16(recs["nexthop"]), "flow_version": np.uint8(5),
+            "start": start,
+            "end": end,
+            "src_addr": u32_to_addr16(recs["src"]),
+            "dst_addr": u32_to_addr16(recs["dst"]),
+            "src_port": recs["src_port"],
+            "dst_port": recs["dst_port"],
+            "proto": recs["proto"],
+            "tcp_flags": recs["tcp_flags"],
+            "packets": packets * rate,
+            "bytes": octets * rate,
+            "packets_raw": packets,
+            "bytes_raw": octets,
+            "sampling_rate": rate,
+            "exporter": exp_table[exp_idx[dg]],
+            "obs_domain": hdr["engine"][dg],
+            "in_if": recs["input"],
+            "out_if": recs["output"],
+            "src_as": recs["src_as"],
+            "dst_as": recs["dst_as"],
+            "src_mask": recs["src_mask"],
+            "dst_mask": recs["dst_mask"],
+            "next_hop": u32_to_addr16(recs["nexthop"]),
+            "flow_version": np.uint8(5),
         }
         per_exp = np.bincount(exp_idx, weights=nrec, minlength=len(exp_codes))
         for e, j in exp_codes.items():
@@ -243,15 +269,18 @@ class Decoder:
         good = []
         for it in items:
             if len(it[0]) < hdr_len:
-                self.stats.error(it[1], "truncated_header", f"v{version} datagram of {len(it[0])} bytes")
+                self.stats.error(
+                    it[1], "truncated_header", f"v{version} datagram of {len(it[0])} bytes"
+                )
             else:
                 good.append(it)
         if not good:
             return []
         return self._decode_templated_batch(good, version, hdr_len)
 
-    def _walk_sets(self, buf: np.ndarray, pos: np.ndarray, end: np.ndarray,
-                   errors: list[tuple[int, str]]) -> _Sets:
+    def _walk_sets(
+        self, buf: np.ndarray, pos: np.ndarray, end: np.ndarray, errors: list[tuple[int, str]]
+    ) -> _Sets:
         """Find every set of every datagram: one numpy step per set position."""
         dgs, ids, starts, lens = [], [], [], []
         active = np.flatnonzero(end - pos >= 4)
@@ -277,7 +306,9 @@ class Decoder:
         order = np.argsort(st, kind="stable")
         return _Sets(dg[order], sid[order], st[order], ln[order])
 
-    def _decode_templated_batch(self, items: list[Item], version: int, hdr_len: int) -> list[pa.RecordBatch]:
+    def _decode_templated_batch(
+        self, items: list[Item], version: int, hdr_len: int
+    ) -> list[pa.RecordBatch]:
         datas = [it[0] for it in items]
         exps = [it[1] for it in items]
         joined = b"".join(datas)
@@ -297,7 +328,7 @@ class Decoder:
             bad_len = (declared < hdr_len) | (declared > lens)
             for i in np.flatnonzero(bad_len).tolist():
                 errors.append((i, "length_mismatch"))
-            end = starts + np.where(bad_len, hdr_len, declared)   # a lying length: skip the datagram
+            end = starts + np.where(bad_len, hdr_len, declared)  # a lying length: skip the datagram
             uptime = np.zeros(len(items), dtype=np.int64)
             unix_ms = u32(buf, starts + 4).astype(np.int64) * 1000
             seq = u32(buf, starts + 8)
@@ -316,7 +347,7 @@ class Decoder:
         parsed = []
         for r in tmpl_rows:
             i = int(sets.dg[r])
-            body = bytes(mv[sets.start[r]:sets.start[r] + sets.length[r]])
+            body = bytes(mv[sets.start[r] : sets.start[r] + sets.length[r]])
             sid = int(sets.set_id[r])
             ck = (version, sid, body)
             res = self._tmpl_cache.get(ck)
@@ -335,7 +366,7 @@ class Decoder:
                 return self._split(items, split_at, version, hdr_len)
         for idx, kind in errors:
             self.stats.error(exps[idx], kind, f"v{version} datagram from {exps[idx]}")
-        withdrawals: list[tuple] = []                # applied after this batch's data (see above)
+        withdrawals: list[tuple] = []  # applied after this batch's data (see above)
         for i, sid, (tmpls, withdrawn, errs) in parsed:
             exp, dom = exps[i], domain_l[i]
             for e in errs:
@@ -343,6 +374,11 @@ class Decoder:
             for t in tmpls:
                 key = (exp, version, dom, t.template_id)
                 if key not in self._templates:
+                    if len(self._templates) >= MAX_TEMPLATES:
+                        self.stats.error(
+                            exp, "too_many_templates", f"over {MAX_TEMPLATES} templates"
+                        )
+                        continue
                     self.stats.for_exporter(exp).templates += 1
                 self._templates[key] = t
                 changed.add(key)
@@ -355,7 +391,9 @@ class Decoder:
         data_rows = np.flatnonzero(is_data)
         codes = np.fromiter((self._exp_code[e] for e in exps), dtype=np.int64, count=len(exps))
         dgd = sets.dg[data_rows]
-        composite = (codes[dgd] << 48) | (sets.set_id[data_rows] << 32) | domain[dgd].astype(np.int64)
+        composite = (
+            (codes[dgd] << 48) | (sets.set_id[data_rows] << 32) | domain[dgd].astype(np.int64)
+        )
         if len(composite) and (composite == composite[0]).all():
             uniq, inverse = composite[:1], np.zeros(len(composite), dtype=np.int64)
         else:
@@ -365,18 +403,25 @@ class Decoder:
             rows_u = data_rows[inverse == u] if len(uniq) > 1 else data_rows
             i = int(sets.dg[rows_u[0]])
             groups.append(((exps[i], version, domain_l[i], int(sets.set_id[rows_u[0]])), rows_u))
-        ordered = sorted(groups, key=lambda kv: not (self._templates.get(kv[0]) is not None
-                                                     and self._templates[kv[0]].is_options))
+        ordered = sorted(
+            groups,
+            key=lambda kv: (
+                not (self._templates.get(kv[0]) is not None and self._templates[kv[0]].is_options)
+            ),
+        )
         recv = None
         for key, rows_a in ordered:
             t = self._templates.get(key)
             if t is None:
                 for r in rows_a.tolist():
                     i = int(sets.dg[r])
-                    body = bytes(mv[sets.start[r]:sets.start[r] + sets.length[r]])
+                    body = bytes(mv[sets.start[r] : sets.start[r] + sets.length[r]])
                     self._hold(key, body, int(unix_ms[i]), int(uptime[i]), items[i][2])
                 continue
-            bodies = [mv[s:s + n] for s, n in zip(sets.start[rows_a].tolist(), sets.length[rows_a].tolist())]
+            bodies = [
+                mv[s : s + n]
+                for s, n in zip(sets.start[rows_a].tolist(), sets.length[rows_a].tolist())
+            ]
             dg = sets.dg[rows_a]
             if recv is None:
                 recv = np.fromiter((it[2] for it in items), dtype=np.int64, count=len(items))
@@ -396,8 +441,15 @@ class Decoder:
         self._check_sequences(streams, exps, domain_l, version, seq.astype(np.int64), advance)
         return out
 
-    def _check_sequences(self, streams: np.ndarray, exps: list[str], domain_l: list[int], version: int,
-                         seq: np.ndarray, advance: np.ndarray) -> None:
+    def _check_sequences(
+        self,
+        streams: np.ndarray,
+        exps: list[str],
+        domain_l: list[int],
+        version: int,
+        seq: np.ndarray,
+        advance: np.ndarray,
+    ) -> None:
         """Vectorised _check_sequence over a batch: one numpy pass per (exporter, domain)."""
         # the usual batch is one stream: skip np.unique (it costs more than the rest)
         uniq = streams[:1] if len(streams) and (streams == streams[0]).all() else np.unique(streams)
@@ -416,12 +468,19 @@ class Decoder:
                 self.stats.for_exporter(key[0]).sequence_gaps += gaps
             self._seq[key] = int((s[-1] + a[-1]) & 0xFFFFFFFF)
 
-    def _template_change_point(self, parsed: list, sets: _Sets, is_data: np.ndarray, exps: list[str],
-                               domain_l: list[int], version: int) -> int | None:
+    def _template_change_point(
+        self,
+        parsed: list,
+        sets: _Sets,
+        is_data: np.ndarray,
+        exps: list[str],
+        domain_l: list[int],
+        version: int,
+    ) -> int | None:
         """Index of the first datagram that changes or withdraws a template that an earlier
         datagram of this batch used, or None (the usual case: templates are merely resent)."""
         suspects = []
-        current: dict[tuple, Template] = {}          # templates as the batch defines them, in order
+        current: dict[tuple, Template] = {}  # templates as the batch defines them, in order
         for i, _sid, (tmpls, withdrawn, _errs) in parsed:
             for t in tmpls:
                 key = (exps[i], version, domain_l[i], t.template_id)
@@ -447,21 +506,27 @@ class Decoder:
                         return i + 1
         return None
 
-    def _split(self, items: list[Item], at: int, version: int, hdr_len: int) -> list[pa.RecordBatch]:
-        if at <= 0:                      # cannot split before the first datagram: decode in order
+    def _split(
+        self, items: list[Item], at: int, version: int, hdr_len: int
+    ) -> list[pa.RecordBatch]:
+        if at <= 0:  # cannot split before the first datagram: decode in order
             self._no_split = True
             try:
                 return self._decode_templated_batch(items, version, hdr_len)
             finally:
                 self._no_split = False
-        return (self._decode_templated_batch(items[:at], version, hdr_len)
-                + self._decode_templated_batch(items[at:], version, hdr_len))
+        return self._decode_templated_batch(
+            items[:at], version, hdr_len
+        ) + self._decode_templated_batch(items[at:], version, hdr_len)
 
     def _withdraw(self, exp: str, version: int, dom: int, tid: int, set_id: int) -> None:
-        if tid in (2, 3):               # withdraw all (options) templates of this domain
+        if tid in (2, 3):  # withdraw all (options) templates of this domain
             want_options = tid == 3
-            keys = [k for k, t in self._templates.items()
-                    if k[0] == exp and k[1] == version and k[2] == dom and t.is_options == want_options]
+            keys = [
+                k
+                for k, t in self._templates.items()
+                if k[0] == exp and k[1] == version and k[2] == dom and t.is_options == want_options
+            ]
         else:
             keys = [(exp, version, dom, tid)]
         for k in keys:
@@ -480,9 +545,12 @@ class Decoder:
             old = queue.popleft()
             st.pending -= old.estimate
             st.dropped_pending += old.estimate
-            self.stats.error(exp, "pending_overflow",
-                             f"more than {self.max_pending} records waiting for a template; oldest dropped",
-                             count=old.estimate)
+            self.stats.error(
+                exp,
+                "pending_overflow",
+                f"more than {self.max_pending} records waiting for a template; oldest dropped",
+                count=old.estimate,
+            )
 
     def _release(self, key: tuple) -> list[pa.RecordBatch]:
         queue = self._held.get(key[0])
@@ -495,15 +563,18 @@ class Decoder:
         self._held[key[0]] = rest
         st = self.stats.for_exporter(key[0])
         st.pending -= sum(h.estimate for h in mine)
-        ctx = {"unix_ms": np.array([h.unix_ms for h in mine], dtype=np.int64),
-               "uptime": np.array([h.uptime for h in mine], dtype=np.int64),
-               "recv_ms": np.array([h.recv_ms for h in mine], dtype=np.int64)}
+        ctx = {
+            "unix_ms": np.array([h.unix_ms for h in mine], dtype=np.int64),
+            "uptime": np.array([h.uptime for h in mine], dtype=np.int64),
+            "recv_ms": np.array([h.recv_ms for h in mine], dtype=np.int64),
+        }
         batch, _ = self._decode_sets(self._templates[key], key, [h.body for h in mine], ctx)
         return [batch] if batch is not None else []
 
     # ---------------------------------------------------------- data sets
-    def _decode_sets(self, t: Template, key: tuple, bodies: Sequence, ctx: dict[str, np.ndarray]
-                     ) -> tuple[pa.RecordBatch | None, np.ndarray]:
+    def _decode_sets(
+        self, t: Template, key: tuple, bodies: Sequence, ctx: dict[str, np.ndarray]
+    ) -> tuple[pa.RecordBatch | None, np.ndarray]:
         exp = key[0]
         frames: list[bytes] | None = None
         if t.varlen:
@@ -511,7 +582,9 @@ class Decoder:
             for b in bodies:
                 packed, n, ok, fr = split_varlen(t, memoryview(b), 1 << 20)
                 if not ok:
-                    self.stats.error(exp, "varlen_truncated", "variable-length field runs past its set")
+                    self.stats.error(
+                        exp, "varlen_truncated", "variable-length field runs past its set"
+                    )
                 chunks.append(packed)
                 counts.append(n)
                 frames += fr
@@ -522,9 +595,9 @@ class Decoder:
             lens = np.fromiter(map(len, bodies), dtype=np.int64, count=len(bodies))
             per_set = lens // L
             if len(bodies) == 1:
-                data = bytes(bodies[0][:int(per_set[0]) * L]) if lens[0] % L else bodies[0]
+                data = bytes(bodies[0][: int(per_set[0]) * L]) if lens[0] % L else bodies[0]
             else:
-                data = b"".join([b[:k * L] for b, k in zip(bodies, per_set.tolist())])
+                data = b"".join([b[: k * L] for b, k in zip(bodies, per_set.tolist())])
         n = int(per_set.sum())
         if n == 0:
             return None, per_set
@@ -556,7 +629,7 @@ class Decoder:
             if ie in cols:
                 rate = col(ie)
                 break
-        if rate is None and 310 in cols:          # samplingPopulation / samplingSize (RFC 5477)
+        if rate is None and 310 in cols:  # samplingPopulation / samplingSize (RFC 5477)
             size = col(309) if 309 in cols else np.ones(len(recs), dtype=np.uint64)
             rate = np.where(size > 0, col(310) // np.maximum(size, 1), 0)
         if rate is None and 305 in cols:
@@ -566,13 +639,17 @@ class Decoder:
         if rate is not None:
             sids = sampler.tolist() if sampler is not None else [-1] * len(rate)
             for sid, r in zip(sids, rate.tolist()):
-                if r > 0:
+                if r > 0 and (
+                    len(self._sampling) < MAX_SAMPLERS or (exp, dom, int(sid)) in self._sampling
+                ):
                     self._sampling[(exp, dom, int(sid))] = int(r)
         init = col(160)
         if init is not None and len(init):
             self._sys_init[(exp, dom)] = int(init[-1])
 
-    def _flow_columns(self, t: Template, key: tuple, recs: np.ndarray, ctx: dict[str, np.ndarray]) -> dict:
+    def _flow_columns(
+        self, t: Template, key: tuple, recs: np.ndarray, ctx: dict[str, np.ndarray]
+    ) -> dict:
         exp, version, dom = key[0], key[1], key[2]
         c = t.columns
         n = len(recs)
@@ -589,7 +666,10 @@ class Decoder:
                     return recs[c[ie][0]]
             return None
 
-        cols: dict[str, np.ndarray] = {"flow_version": np.uint8(version), "obs_domain": np.uint32(dom)}
+        cols: dict[str, np.ndarray] = {
+            "flow_version": np.uint8(version),
+            "obs_domain": np.uint32(dom),
+        }
         src, dst = addr((8,), (27,)), addr((12,), (28,))
         zero = np.zeros((n, 16), dtype=np.uint8)
         cols["src_addr"] = src if src is not None else zero
@@ -597,14 +677,24 @@ class Decoder:
         nh = addr((15, 18), (62, 63))
         if nh is not None:
             cols["next_hop"] = nh
-        for name, ies in (("src_port", (7,)), ("dst_port", (11,)), ("proto", (4,)), ("tcp_flags", (6,)),
-                          ("in_if", (10, 252)), ("out_if", (14, 253)), ("src_as", (16,)), ("dst_as", (17,)),
-                          ("src_mask", (9, 29)), ("dst_mask", (13, 30)), ("direction", (61,))):
+        for name, ies in (
+            ("src_port", (7,)),
+            ("dst_port", (11,)),
+            ("proto", (4,)),
+            ("tcp_flags", (6,)),
+            ("in_if", (10, 252)),
+            ("out_if", (14, 253)),
+            ("src_as", (16,)),
+            ("dst_as", (17,)),
+            ("src_mask", (9, 29)),
+            ("dst_mask", (13, 30)),
+            ("direction", (61,)),
+        ):
             for ie in ies:
                 if ie in c:
                     cols[name] = col(ie)
                     break
-        if "dst_port" not in cols:                 # ICMP type/code where ports are absent
+        if "dst_port" not in cols:  # ICMP type/code where ports are absent
             for ie in (32, 139):
                 if ie in c:
                     cols["dst_port"] = col(ie)
@@ -615,18 +705,27 @@ class Decoder:
         packets = packets.astype(np.int64) if packets is not None else np.zeros(n, dtype=np.int64)
         octets = octets.astype(np.int64) if octets is not None else np.zeros(n, dtype=np.int64)
         rate = self._rates(t, key, recs, n)
-        cols.update(packets_raw=packets, bytes_raw=octets, sampling_rate=rate,
-                    packets=packets * rate, bytes=octets * rate)
+        cols.update(
+            packets_raw=packets,
+            bytes_raw=octets,
+            sampling_rate=rate,
+            packets=packets * rate,
+            bytes=octets * rate,
+        )
         cols["start"], cols["end"] = self._times(t, key, recs, ctx)
         cols["exporter"] = self._exporter_column(exp, n)
         return cols
 
-    def _frame_columns(self, t: Template, recs: np.ndarray, frames: list[bytes] | None, cols: dict) -> None:
+    def _frame_columns(
+        self, t: Template, recs: np.ndarray, frames: list[bytes] | None, cols: dict
+    ) -> None:
         """IPFIX packet sampling (IE 315 dataLinkFrameSection): the flow is the sampled frame."""
         if frames is None:
             f = t.fields[t.frame_field]
-            offset = sum(x.length for x in t.fields[:t.frame_field])
-            raw = np.frombuffer(recs.tobytes(), dtype=np.uint8).reshape(len(recs), -1)[:, offset:offset + f.length]
+            offset = sum(x.length for x in t.fields[: t.frame_field])
+            raw = np.frombuffer(recs.tobytes(), dtype=np.uint8).reshape(len(recs), -1)[
+                :, offset : offset + f.length
+            ]
             frames = [bytes(r) for r in raw]
         M, lens = sflow.frames_matrix(frames)
         p = sflow.parse_frames(M, lens, np.ones(len(frames), dtype=np.int64))
@@ -642,7 +741,9 @@ class Decoder:
             octets = as_uint(recs, *t.columns[312]).astype(np.int64)
             packets = np.ones(len(recs), dtype=np.int64)
             rate = cols["sampling_rate"]
-            cols.update(packets_raw=packets, bytes_raw=octets, packets=packets * rate, bytes=octets * rate)
+            cols.update(
+                packets_raw=packets, bytes_raw=octets, packets=packets * rate, bytes=octets * rate
+            )
 
     def _rates(self, t: Template, key: tuple, recs: np.ndarray, n: int) -> np.ndarray:
         """Sampling: override > in-record IE 34/50 > options by sampler id > domain-wide > default."""
@@ -655,7 +756,9 @@ class Decoder:
         if sampler_ie is not None:
             sids = as_uint(recs, *c[sampler_ie])
             uniq, inv = np.unique(sids, return_inverse=True)
-            table = np.array([self._sampling.get((exp, dom, int(s)), 0) for s in uniq.tolist()], dtype=np.int64)
+            table = np.array(
+                [self._sampling.get((exp, dom, int(s)), 0) for s in uniq.tolist()], dtype=np.int64
+            )
             by_sampler = table[inv]
             rate = np.where(by_sampler > 0, by_sampler, rate)
         for ie in (34, 50):
@@ -665,17 +768,20 @@ class Decoder:
                 break
         return rate
 
-    def _times(self, t: Template, key: tuple, recs: np.ndarray, ctx: dict[str, np.ndarray]
-               ) -> tuple[np.ndarray, np.ndarray]:
+    def _times(
+        self, t: Template, key: tuple, recs: np.ndarray, ctx: dict[str, np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray]:
         c = t.columns
         export_ms = ctx["unix_ms"]
 
-        def one(ms_ie: int, s_ie: int, us_ie: int, ns_ie: int, delta_ie: int, up_ie: int) -> np.ndarray | None:
+        def one(
+            ms_ie: int, s_ie: int, us_ie: int, ns_ie: int, delta_ie: int, up_ie: int
+        ) -> np.ndarray | None:
             if ms_ie in c:
                 return as_uint(recs, *c[ms_ie]).astype(np.int64)
             if s_ie in c:
                 return as_uint(recs, *c[s_ie]).astype(np.int64) * 1000
-            for ie in (us_ie, ns_ie):            # NTP 64-bit timestamps (RFC 7011 s6.1.9/10)
+            for ie in (us_ie, ns_ie):  # NTP 64-bit timestamps (RFC 7011 s6.1.9/10)
                 if ie in c and c[ie][1] == 8:
                     ntp = as_uint(recs, *c[ie])
                     secs = (ntp >> np.uint64(32)).astype(np.int64) - NTP_EPOCH_OFFSET
@@ -693,8 +799,12 @@ class Decoder:
             return None
 
         absolute = {150, 151, 152, 153, 154, 155, 156, 157, 158, 159}
-        if key[1] == 10 and (21 in c or 22 in c) and not absolute & c.keys() \
-                and (key[0], key[2]) not in self._sys_init:
+        if (
+            key[1] == 10
+            and (21 in c or 22 in c)
+            and not absolute & c.keys()
+            and (key[0], key[2]) not in self._sys_init
+        ):
             # IPFIX uptime stamps but no systemInitTimeMilliseconds (yet): anchor the flow end at
             # the export time and keep the duration (the best a collector can do without it).
             first = as_uint(recs, *c[22]).astype(np.int64) if 22 in c else None
@@ -725,14 +835,24 @@ class Decoder:
         octets = samples.frame_length.astype(np.int64)
         exp_table = np.stack([self._exp16[e] for e in samples.exporters])
         cols.update(
-            start=samples.recv_ms, end=samples.recv_ms, packets_raw=packets, bytes_raw=octets,
-            packets=packets * rate, bytes=octets * rate, sampling_rate=rate,
-            exporter=exp_table[samples.exporter_idx], obs_domain=samples.sub_agent,
-            in_if=samples.in_if, out_if=samples.out_if, flow_version=np.uint8(105),
+            start=samples.recv_ms,
+            end=samples.recv_ms,
+            packets_raw=packets,
+            bytes_raw=octets,
+            packets=packets * rate,
+            bytes=octets * rate,
+            sampling_rate=rate,
+            exporter=exp_table[samples.exporter_idx],
+            obs_domain=samples.sub_agent,
+            in_if=samples.in_if,
+            out_if=samples.out_if,
+            flow_version=np.uint8(105),
         )
         if samples.has_gateway.any():
             cols["src_as"] = samples.src_as
             cols["dst_as"] = samples.dst_as
-        for e, n in zip(samples.exporters, np.bincount(samples.exporter_idx, minlength=len(samples.exporters))):
+        for e, n in zip(
+            samples.exporters, np.bincount(samples.exporter_idx, minlength=len(samples.exporters))
+        ):
             self.stats.for_exporter(e).records += int(n)
         return [make_batch(samples.count, cols)]

@@ -17,9 +17,9 @@ import numpy as np
 from aupguard.flows.decode.columns import v4_to_addr16
 from aupguard.flows.decode.stats import DecodeStats
 
-HEADER_BYTES = 128          # sampled header bytes kept (covers L2 + tags + IPv6 + L4)
-MAX_SAMPLES = 1024          # per datagram; bounds work on hostile input
-MAX_RECORDS = 256           # per sample
+HEADER_BYTES = 128  # sampled header bytes kept (covers L2 + tags + IPv6 + L4)
+MAX_SAMPLES = 1024  # per datagram; bounds work on hostile input
+MAX_RECORDS = 256  # per sample
 _V4MAP = bytes(10) + b"\xff\xff"
 
 
@@ -34,8 +34,8 @@ class Samples:
     in_if: np.ndarray
     out_if: np.ndarray
     frame_length: np.ndarray
-    header_proto: np.ndarray        # 1 Ethernet, 11 IPv4, 12 IPv6, 0 none
-    headers: np.ndarray             # (n, HEADER_BYTES) uint8
+    header_proto: np.ndarray  # 1 Ethernet, 11 IPv4, 12 IPv6, 0 none
+    headers: np.ndarray  # (n, HEADER_BYTES) uint8
     header_len: np.ndarray
     # from sampled IPv4/IPv6 records (format 3/4), used when no raw header
     s_valid: np.ndarray
@@ -62,9 +62,9 @@ class _Bad(Exception):
 def _addr(data: bytes, pos: int) -> tuple[bytes, int]:
     (kind,) = struct.unpack_from(">I", data, pos)
     if kind == 1:
-        return _V4MAP + data[pos + 4:pos + 8], pos + 8
+        return _V4MAP + data[pos + 4 : pos + 8], pos + 8
     if kind == 2:
-        return data[pos + 4:pos + 20], pos + 20
+        return data[pos + 4 : pos + 20], pos + 20
     if kind == 0:
         return bytes(16), pos + 4
     raise _Bad("bad_address_type")
@@ -82,23 +82,43 @@ def collect_samples(items: list, stats: DecodeStats, check_sequence=None) -> Sam
             stats.error(exporter, f"sflow_{kind}", f"sFlow datagram of {len(data)} bytes")
     n = len(rows)
     cols = list(zip(*rows)) if rows else [()] * 20
-    u32 = lambda i: np.array(cols[i], dtype=np.int64)  # noqa: E731
+    u32 = lambda i: np.array(cols[i], dtype=np.int64)
     headers = b"".join(h[:HEADER_BYTES].ljust(HEADER_BYTES, b"\0") for h in cols[9])
     return Samples(
-        count=n, exporters=list(exporters), exporter_idx=np.array(cols[0], dtype=np.int64),
-        recv_ms=u32(1), rate=u32(2), sub_agent=u32(3), in_if=u32(4), out_if=u32(5),
-        frame_length=u32(6), header_proto=u32(7), header_len=np.minimum(u32(8), HEADER_BYTES),
+        count=n,
+        exporters=list(exporters),
+        exporter_idx=np.array(cols[0], dtype=np.int64),
+        recv_ms=u32(1),
+        rate=u32(2),
+        sub_agent=u32(3),
+        in_if=u32(4),
+        out_if=u32(5),
+        frame_length=u32(6),
+        header_proto=u32(7),
+        header_len=np.minimum(u32(8), HEADER_BYTES),
         headers=np.frombuffer(headers, dtype=np.uint8).reshape(n, HEADER_BYTES),
         s_valid=np.array(cols[10], dtype=bool),
         s_src=np.frombuffer(b"".join(cols[11]), dtype=np.uint8).reshape(n, 16),
         s_dst=np.frombuffer(b"".join(cols[12]), dtype=np.uint8).reshape(n, 16),
-        s_sport=u32(13), s_dport=u32(14), s_proto=u32(15), s_flags=u32(16),
-        has_gateway=np.array(cols[17], dtype=bool), src_as=u32(18), dst_as=u32(19),
+        s_sport=u32(13),
+        s_dport=u32(14),
+        s_proto=u32(15),
+        s_flags=u32(16),
+        has_gateway=np.array(cols[17], dtype=bool),
+        src_as=u32(18),
+        dst_as=u32(19),
     )
 
 
-def _datagram(data: bytes, exporter: str, received_ms: int, exporters: dict, rows: list,
-              stats: DecodeStats, check_sequence=None) -> None:
+def _datagram(
+    data: bytes,
+    exporter: str,
+    received_ms: int,
+    exporters: dict,
+    rows: list,
+    stats: DecodeStats,
+    check_sequence=None,
+) -> None:
     agent, pos = _addr(data, 4)
     sub_agent, seq, _uptime, nsamples = struct.unpack_from(">IIII", data, pos)
     pos += 16
@@ -122,19 +142,23 @@ def _datagram(data: bytes, exporter: str, received_ms: int, exporters: dict, row
         elif enterprise == 0 and kind in (2, 4):
             st.counter_samples += 1
         pos = body_end
-    rows.extend(new)                    # only whole datagrams: a bad one adds nothing
+    rows.extend(new)  # only whole datagrams: a bad one adds nothing
 
 
-def _flow_sample(data: bytes, pos: int, end: int, expanded: bool, ei: int, received_ms: int,
-                 sub_agent: int) -> tuple:
+def _flow_sample(
+    data: bytes, pos: int, end: int, expanded: bool, ei: int, received_ms: int, sub_agent: int
+) -> tuple:
     if expanded:
-        _seq, _stype, _sidx, rate, _pool, _drops, _ifmt, in_if, _ofmt, out_if, nrec = \
+        _seq, _stype, _sidx, rate, _pool, _drops, _ifmt, in_if, _ofmt, out_if, nrec = (
             struct.unpack_from(">11I", data, pos)
+        )
         pos += 44
     else:
-        _seq, _source, rate, _pool, _drops, in_if, out_if, nrec = struct.unpack_from(">8I", data, pos)
+        _seq, _source, rate, _pool, _drops, in_if, out_if, nrec = struct.unpack_from(
+            ">8I", data, pos
+        )
         pos += 32
-        in_if &= 0x3FFFFFFF             # top 2 bits: format (discarded/multiple), not the index
+        in_if &= 0x3FFFFFFF  # top 2 bits: format (discarded/multiple), not the index
         out_if &= 0x3FFFFFFF
     if nrec > MAX_RECORDS:
         raise _Bad("too_many_records")
@@ -151,16 +175,24 @@ def _flow_sample(data: bytes, pos: int, end: int, expanded: bool, ei: int, recei
             hproto, frame_len, _stripped, hlen = struct.unpack_from(">IIII", data, pos)
             if hlen > length - 16:
                 raise _Bad("header_length")
-            header = data[pos + 16:pos + 16 + min(hlen, HEADER_BYTES)]
+            header = data[pos + 16 : pos + 16 + min(hlen, HEADER_BYTES)]
         elif fmt == 3:
             ln, proto = struct.unpack_from(">II", data, pos)
             sp, dp, fl = struct.unpack_from(">III", data, pos + 16)
-            s = [True, _V4MAP + data[pos + 8:pos + 12], _V4MAP + data[pos + 12:pos + 16], sp, dp, proto, fl]
+            s = [
+                True,
+                _V4MAP + data[pos + 8 : pos + 12],
+                _V4MAP + data[pos + 12 : pos + 16],
+                sp,
+                dp,
+                proto,
+                fl,
+            ]
             frame_len = frame_len or ln
         elif fmt == 4:
             ln, proto = struct.unpack_from(">II", data, pos)
             sp, dp, fl = struct.unpack_from(">III", data, pos + 40)
-            s = [True, data[pos + 8:pos + 24], data[pos + 24:pos + 40], sp, dp, proto, fl]
+            s = [True, data[pos + 8 : pos + 24], data[pos + 24 : pos + 40], sp, dp, proto, fl]
             frame_len = frame_len or ln
         elif fmt == 1003:
             _nh, p = _addr(data, pos)
@@ -175,8 +207,22 @@ def _flow_sample(data: bytes, pos: int, end: int, expanded: bool, ei: int, recei
                 p += 8 + 4 * cnt
             gw = True
         pos = rec_end
-    return (ei, received_ms, rate, sub_agent, in_if, out_if, frame_len, hproto, len(header), header,
-            *s, gw, src_as, dst_as)
+    return (
+        ei,
+        received_ms,
+        rate,
+        sub_agent,
+        in_if,
+        out_if,
+        frame_len,
+        hproto,
+        len(header),
+        header,
+        *s,
+        gw,
+        src_as,
+        dst_as,
+    )
 
 
 def parse_frames(M: np.ndarray, hl: np.ndarray, kind: np.ndarray) -> dict[str, np.ndarray]:
@@ -200,8 +246,10 @@ def parse_frames(M: np.ndarray, hl: np.ndarray, kind: np.ndarray) -> dict[str, n
 
     eth = kind == 1
     off = np.where(eth, 14, 0)
-    etype = np.where(eth, word(np.full(n, 12)), np.where(kind == 11, 0x0800, np.where(kind == 12, 0x86DD, 0)))
-    for _ in range(2):                           # 802.1Q / QinQ tags
+    etype = np.where(
+        eth, word(np.full(n, 12)), np.where(kind == 11, 0x0800, np.where(kind == 12, 0x86DD, 0))
+    )
+    for _ in range(2):  # 802.1Q / QinQ tags
         tagged = eth & np.isin(etype, (0x8100, 0x88A8, 0x9100))
         etype = np.where(tagged, word(off + 2), etype)
         off = off + 4 * tagged
@@ -211,7 +259,7 @@ def parse_frames(M: np.ndarray, hl: np.ndarray, kind: np.ndarray) -> dict[str, n
     proto = np.where(v4, byte(off + 9), np.where(v6, byte(off + 6), 0))
     l4 = np.where(v4, off + (byte(off) & 0xF) * 4, off + 40)
     frag = v4 & ((word(off + 6) & 0x1FFF) != 0)
-    for _ in range(2):                           # IPv6 hop-by-hop / routing / destination options
+    for _ in range(2):  # IPv6 hop-by-hop / routing / destination options
         ext = v6 & np.isin(proto, (0, 43, 60)) & (l4 + 2 <= hl)
         nxt, ln = byte(l4), (byte(l4 + 1) + 1) * 8
         proto = np.where(ext, nxt, proto)
@@ -223,9 +271,13 @@ def parse_frames(M: np.ndarray, hl: np.ndarray, kind: np.ndarray) -> dict[str, n
     icmp = ipok & ~frag & np.isin(proto, (1, 58)) & (l4 + 2 <= hl)
     tcp = ipok & ~frag & (proto == 6) & (l4 + 14 <= hl)
     return {
-        "valid": ipok, "src_addr": src, "dst_addr": dst,
+        "valid": ipok,
+        "src_addr": src,
+        "dst_addr": dst,
         "src_port": np.where(ported, word(l4), 0),
-        "dst_port": np.where(ported, word(l4 + 2), np.where(icmp, word(l4), 0)),   # ICMP: type<<8|code
+        "dst_port": np.where(
+            ported, word(l4 + 2), np.where(icmp, word(l4), 0)
+        ),  # ICMP: type<<8|code
         "proto": proto,
         "tcp_flags": np.where(tcp, byte(l4 + 13) | ((byte(l4 + 12) & 1) << 8), 0),
     }
@@ -254,5 +306,7 @@ def parse_headers(sm: Samples) -> dict[str, np.ndarray]:
         "dst_port": np.where(use_s, sm.s_dport, p["dst_port"]),
         "proto": np.where(use_s, sm.s_proto, p["proto"]),
         "tcp_flags": np.where(use_s, sm.s_flags, p["tcp_flags"]),
-        "src_port_null": ~known, "dst_port_null": ~known, "proto_null": ~known,
+        "src_port_null": ~known,
+        "dst_port_null": ~known,
+        "proto_null": ~known,
     }

@@ -25,14 +25,56 @@ ADDR4_IES = {8, 12, 15, 18, 130}
 ADDR6_IES = {27, 28, 62, 63, 131}
 # IEs read as unsigned integers.
 INT_IES = {
-    1, 2, 4, 6, 7, 9, 10, 11, 13, 14, 16, 17, 21, 22, 29, 30, 32, 34, 35, 48, 49, 50, 61,
-    85, 86, 139, 150, 151, 152, 153, 154, 155, 156, 157, 158, 159, 160, 302, 305, 306, 309, 310, 252, 253,
+    1,
+    2,
+    4,
+    6,
+    7,
+    9,
+    10,
+    11,
+    13,
+    14,
+    16,
+    17,
+    21,
+    22,
+    29,
+    30,
+    32,
+    34,
+    35,
+    48,
+    49,
+    50,
+    61,
+    85,
+    86,
+    139,
+    150,
+    151,
+    152,
+    153,
+    154,
+    155,
+    156,
+    157,
+    158,
+    159,
+    160,
+    302,
+    305,
+    306,
+    309,
+    310,
+    252,
+    253,
 }
 WANTED = ADDR4_IES | ADDR6_IES | INT_IES | {312}
-FRAME_SECTION_IE = 315      # dataLinkFrameSection: a sampled L2 frame (parsed like an sFlow header)
-FRAME_KEEP = 128            # bytes of it kept for header parsing
+FRAME_SECTION_IE = 315  # dataLinkFrameSection: a sampled L2 frame (parsed like an sFlow header)
+FRAME_KEEP = 128  # bytes of it kept for header parsing
 
-MAX_FIELDS = 512            # no real template has more; bounds work on hostile input
+MAX_FIELDS = 512  # no real template has more; bounds work on hostile input
 MAX_RECORD_LEN = 65535
 
 
@@ -40,7 +82,7 @@ MAX_RECORD_LEN = 65535
 class FieldSpec:
     ie: int
     length: int
-    pen: int = 0            # enterprise number (IPFIX); enterprise IEs are skipped by length
+    pen: int = 0  # enterprise number (IPFIX); enterprise IEs are skipped by length
 
 
 @dataclass
@@ -48,20 +90,23 @@ class Template:
     version: int
     template_id: int
     fields: tuple[FieldSpec, ...]
-    scope_count: int = 0            # options templates: leading scope fields
+    scope_count: int = 0  # options templates: leading scope fields
     is_options: bool = False
     # compiled
-    record_len: int = 0             # fixed part length (all fields when not varlen)
+    record_len: int = 0  # fixed part length (all fields when not varlen)
     varlen: bool = False
-    dtype: np.dtype = field(default=None)      # over the fixed-only layout
-    columns: dict[int, tuple[str, int]] = field(default_factory=dict)   # ie -> (field name, length)
+    dtype: np.dtype = field(default=None)  # over the fixed-only layout
+    columns: dict[int, tuple[str, int]] = field(default_factory=dict)  # ie -> (field name, length)
     scope_columns: dict[int, tuple[str, int]] = field(default_factory=dict)
     segments: tuple[int, ...] = ()  # varlen: fixed-run lengths between variable fields
-    frame_field: int = -1           # index of dataLinkFrameSection (IE 315, a sampled frame), -1 if none
+    frame_field: int = -1  # index of dataLinkFrameSection (IE 315, a sampled frame), -1 if none
 
-    def same_layout(self, other: "Template") -> bool:
-        return self.fields == other.fields and self.scope_count == other.scope_count \
+    def same_layout(self, other: Template) -> bool:
+        return (
+            self.fields == other.fields
+            and self.scope_count == other.scope_count
             and self.is_options == other.is_options
+        )
 
 
 def compile_template(t: Template) -> Template:
@@ -85,7 +130,12 @@ def compile_template(t: Template) -> Template:
             run = 0
             continue
         target = scope_columns if (t.is_options and i < t.scope_count) else columns
-        if f.pen == 0 and f.length > 0 and f.ie not in target and (f.ie in WANTED or target is scope_columns):
+        if (
+            f.pen == 0
+            and f.length > 0
+            and f.ie not in target
+            and (f.ie in WANTED or target is scope_columns)
+        ):
             name = f"f{i}"
             names.append(name)
             offsets.append(offset)
@@ -103,8 +153,9 @@ def compile_template(t: Template) -> Template:
         raise ValueError("template records have zero length")
     t.record_len = offset
     t.segments = tuple(segments)
-    t.dtype = np.dtype({"names": names, "formats": formats, "offsets": offsets,
-                        "itemsize": max(offset, 1)})
+    t.dtype = np.dtype(
+        {"names": names, "formats": formats, "offsets": offsets, "itemsize": max(offset, 1)}
+    )
     t.columns = columns
     t.scope_columns = scope_columns
     return t
@@ -115,14 +166,16 @@ def as_uint(recs: np.ndarray, name: str, length: int) -> np.ndarray:
     col = recs[name]
     if col.ndim == 1:
         return col.astype(np.uint64)
-    if length > 8:                      # over-long integer encoding: keep the low 8 bytes
+    if length > 8:  # over-long integer encoding: keep the low 8 bytes
         col = col[:, -8:]
         length = 8
     weights = (np.uint64(256) ** np.arange(length - 1, -1, -1, dtype=np.uint64)).astype(np.uint64)
     return (col.astype(np.uint64) * weights).sum(axis=1, dtype=np.uint64)
 
 
-def split_varlen(t: Template, body: memoryview, max_records: int) -> tuple[bytes, int, bool, list[bytes]]:
+def split_varlen(
+    t: Template, body: memoryview, max_records: int
+) -> tuple[bytes, int, bool, list[bytes]]:
     """Slow path: repack records of a varlen template into fixed-only records.
 
     Returns (packed bytes, record count, ok, frames). ok is False when a length
@@ -151,10 +204,10 @@ def split_varlen(t: Template, body: memoryview, max_records: int) -> tuple[bytes
                     ln = (body[pos] << 8) | body[pos + 1]
                     pos += 2
                 if i == frame_at:
-                    frame = bytes(body[pos:pos + min(ln, FRAME_KEEP)])
+                    frame = bytes(body[pos : pos + min(ln, FRAME_KEEP)])
                 pos += ln
             else:
-                chunks.append(bytes(body[pos:pos + f.length]))
+                chunks.append(bytes(body[pos : pos + f.length]))
                 pos += f.length
             if pos > end:
                 return b"".join(out), n, False, frames

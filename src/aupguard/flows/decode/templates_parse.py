@@ -28,7 +28,7 @@ def parse_v9_templates(body: bytes) -> Result:
     pos, end = 0, len(body)
     while end - pos >= 4:
         tid, count = struct.unpack_from(">HH", body, pos)
-        if tid == 0 and count == 0:          # padding
+        if tid == 0 and count == 0:  # padding
             break
         pos += 4
         if count == 0 or end - pos < 4 * count:
@@ -40,7 +40,7 @@ def parse_v9_templates(body: bytes) -> Result:
             errors.append("bad_template_id")
             continue
         fields = tuple(FieldSpec(raw[i], raw[i + 1]) for i in range(0, 2 * count, 2))
-        if any(f.length == 0xFFFF for f in fields):     # v9 has no variable-length fields
+        if any(f.length == 0xFFFF for f in fields):  # v9 has no variable-length fields
             errors.append("bad_template")
             continue
         _compile(Template(9, tid, fields), errors, out)
@@ -56,7 +56,12 @@ def parse_v9_options_templates(body: bytes) -> Result:
         if tid == 0:
             break
         pos += 6
-        if scope_len % 4 or opt_len % 4 or end - pos < scope_len + opt_len or scope_len + opt_len == 0:
+        if (
+            scope_len % 4
+            or opt_len % 4
+            or end - pos < scope_len + opt_len
+            or scope_len + opt_len == 0
+        ):
             errors.append("template_truncated")
             break
         n = (scope_len + opt_len) // 4
@@ -70,7 +75,9 @@ def parse_v9_options_templates(body: bytes) -> Result:
     return out, [], errors
 
 
-def _ipfix_fields(body: bytes, pos: int, end: int, count: int) -> tuple[tuple[FieldSpec, ...] | None, int]:
+def _ipfix_fields(
+    body: bytes, pos: int, end: int, count: int
+) -> tuple[tuple[FieldSpec, ...] | None, int]:
     fields = []
     for _ in range(count):
         if end - pos < 4:
@@ -98,9 +105,9 @@ def parse_ipfix_templates(body: bytes, options: bool) -> Result:
         if tid < 256 and not (count == 0 and tid in (2, 3)):
             if tid != 0 or count != 0:
                 errors.append("bad_template_id")
-            break                               # padding (or garbage): stop
+            break  # padding (or garbage): stop
         pos += 4
-        if count == 0:                          # withdrawal (tid 2/3 = all of that kind)
+        if count == 0:  # withdrawal (tid 2/3 = all of that kind)
             withdrawn.append(tid)
             continue
         scope = 0
