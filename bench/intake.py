@@ -28,7 +28,7 @@ import shutil
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from email import policy
 from pathlib import Path
 

@@ -6,7 +6,6 @@ import io
 import socket
 import zipfile
 
-import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from aupguard.intake.api import list_messages

@@ -13,7 +13,7 @@ import pytest
 
 from aupguard.intake.api import list_events, list_messages
 from aupguard.intake.server import IntakeServer
-from tests.intake.conftest import SAMPLES, sample
+from tests.intake.conftest import sample
 from tests.intake.test_intake_samples import OWN
 from tests.intake.test_intake_shared import EXPECTED
 
