@@ -11,6 +11,7 @@ the very same object in event-time steps, so both give the same incidents.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -123,6 +124,7 @@ class LiveDetector:
         self.offset_ms = 0            # wall clock - event time at the last batch
         self.evidenced: dict[str, int] = {}
         self.stats = TickStats()
+        self._tick_lock = threading.Lock()
         self.mitigator = None
         if settings.detect.mitigation.enabled:
             from aupguard.detect.mitigate import Mitigator
@@ -154,6 +156,12 @@ class LiveDetector:
         return []
 
     def tick(self, now_ms: int | None = None) -> list[int]:
+        """Evaluate the rules now and store what they find (thread-safe: the collector's
+        listener and `aupguard run`'s timer both call it)."""
+        with self._tick_lock:
+            return self._tick(now_ms)
+
+    def _tick(self, now_ms: int | None) -> list[int]:
         now = self._now_ms() if now_ms is None else int(now_ms)
         self.last_tick_ms = now
         until = min(self.engine.watermark, now - self.offset_ms + FUTURE_SLACK_MS)
@@ -226,10 +234,10 @@ def run_history(settings: Settings, store: Store, since: datetime, until: dateti
     step_ms = int((step_s or settings.detect.interval_s) * 1000)
     while t < until:
         upper = min(t + hour, until)
-        table = con.execute(
-            "SELECT * EXCLUDE (date, hour) FROM read_parquet(?, hive_partitioning = true, "
-            "union_by_name = true) WHERE \"end\" > ? AND \"end\" <= ? ORDER BY \"end\"",
-            [pattern, t, upper]).to_arrow_table()
+        query = ("SELECT * EXCLUDE (date, hour) FROM read_parquet($pattern, hive_partitioning = "
+                 "true, union_by_name = true) WHERE \"end\" > $lo AND \"end\" <= $hi "
+                 "ORDER BY \"end\"")
+        table = con.sql(query, params={"pattern": pattern, "lo": t, "hi": upper}).to_arrow_table()
         detector.replay(table, step_ms)
         t = upper
         done += 1

@@ -82,9 +82,12 @@ OVERLAP = ("CASE WHEN end_ms <= start_ms THEN CAST(1 AS DOUBLE) ELSE "
            "CAST(LEAST(end_ms, {until}) - GREATEST(start_ms, {since}) AS DOUBLE) / "
            "CAST(end_ms - start_ms AS DOUBLE) END")
 
-#: Seconds the key was observed within the window, at least one (rates of a burst that
-#: began 300 ms ago are measured over 1 s, not over the whole window: fast detection).
-SPAN_S = "GREATEST(CAST(1 AS DOUBLE), CAST({until} - t0 AS DOUBLE) / CAST(1000 AS DOUBLE))"
+#: Seconds the key's flows cover within the window, at least one: from its first flow
+#: (clipped to the window) to its last flow end. Not up to the window end: flows of the
+#: current second are exported later (active timeout), so measuring to the window end
+#: would dilute an ongoing attack. A burst that began 300 ms ago is measured over 1 s.
+SPAN_S = ("GREATEST(CAST(1 AS DOUBLE), CAST(LEAST(last_ms, {until}) - t0 AS DOUBLE) / "
+          "CAST(1000 AS DOUBLE))")
 
 TCP_SYN_ONLY = "(proto = 6 AND (tcp_flags & 2) = 2 AND (tcp_flags & 16) = 0)"
 TCP_ACKED = "(proto = 6 AND (tcp_flags & 16) = 16)"
