@@ -28,7 +28,7 @@ from aupguard.flows.decode import netflow5, sflow
 from aupguard.flows.decode.binary import signed32, u16, u32
 from aupguard.flows.decode.columns import make_batch, repeat_addr, u32_to_addr16
 from aupguard.flows.decode.stats import DecodeStats
-from aupguard.flows.decode.template import Template, as_uint, split_varlen
+from aupguard.flows.decode.template import Template, as_native, as_uint, split_varlen
 from aupguard.flows.decode.templates_parse import (
     parse_ipfix_templates,
     parse_v9_options_templates,
@@ -692,7 +692,7 @@ class Decoder:
         ):
             for ie in ies:
                 if ie in c:
-                    cols[name] = col(ie)
+                    cols[name] = as_native(recs, *c[ie])
                     break
         if "dst_port" not in cols:  # ICMP type/code where ports are absent
             for ie in (32, 139):

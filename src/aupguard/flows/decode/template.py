@@ -161,6 +161,14 @@ def compile_template(t: Template) -> Template:
     return t
 
 
+def as_native(recs: np.ndarray, name: str, length: int) -> np.ndarray:
+    """An integer field in native byte order, keeping its width (one conversion, not two)."""
+    col = recs[name]
+    if col.ndim == 1:
+        return col.astype(col.dtype.newbyteorder("="))
+    return as_uint(recs, name, length)
+
+
 def as_uint(recs: np.ndarray, name: str, length: int) -> np.ndarray:
     """An integer field as uint64, whatever its encoded length."""
     col = recs[name]
