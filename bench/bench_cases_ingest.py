@@ -30,21 +30,11 @@ def main(n: int = 2000) -> None:
         for c in clients:
             add_client(s, Client(id=c, name=c, abuse_email=f"abuse@{c}.example"))
     t0 = datetime(2026, 10, 1, tzinfo=timezone.utc)
-    findings = [
-        Finding(
-            source="complaint",
-            rule="arf",
-            clause_id=("mail.spam", "security.scan")[i % 2],
-            key=f"k{i}",
-            first_seen=t0 + timedelta(minutes=i),
-            last_seen=t0 + timedelta(minutes=i + 1),
-            client_id=clients[i % len(clients)],
-            offender=f"192.0.2.{i % 250}",
-            summary=f"finding {i}",
-            evidence=[{"src": f"192.0.2.{i % 250}", "dport": 25}],
-        )
-        for i in range(n)
-    ]
+    findings = [Finding(source="complaint", rule="arf", clause_id=("mail.spam", "security.scan")[i % 2],
+                        key=f"k{i}", first_seen=t0 + timedelta(minutes=i),
+                        last_seen=t0 + timedelta(minutes=i + 1), client_id=clients[i % len(clients)],
+                        offender=f"192.0.2.{i % 250}", summary=f"finding {i}",
+                        evidence=[{"src": f"192.0.2.{i % 250}", "dport": 25}]) for i in range(n)]
     start = time.perf_counter()
     with store.session() as s:
         for f in findings:

@@ -19,17 +19,15 @@ from .conftest import add_incident
 
 def _config(tmp_path, store, settings) -> str:
     path = tmp_path / "aupguard.toml"
-    path.write_text(
-        f'data_dir = "{settings.data_dir}"\n[store]\nurl = "{store.url}"\n', encoding="utf-8"
-    )
+    path.write_text(f'data_dir = "{settings.data_dir}"\n[store]\nurl = "{store.url}"\n',
+                    encoding="utf-8")
     return str(path)
 
 
 def _worked_case(store, settings) -> int:
     sha = evidence.put(settings, b"complaint: flood from 192.0.2.10", "complaint", {"via": "test"})
-    add_incident(
-        store, clause="security.flood", client="c1", source="complaint", evidence=[{"sha256": sha}]
-    )
+    add_incident(store, clause="security.flood", client="c1", source="complaint",
+                 evidence=[{"sha256": sha}])
     with store.session() as s:
         (case,) = cases.ingest_incidents(s, settings)
         cases.send_notice(s, settings, case.id, "alice")
@@ -48,9 +46,8 @@ def test_audit_verify_detects_modified_row(registry, settings):
         total = s.query(AuditEntry).count()
         assert verify(s).checked == total
     with store.engine.begin() as conn:  # an insider edits the note behind the application's back
-        conn.execute(
-            text("UPDATE audit_log SET note = 'nothing happened' WHERE id = :id"), {"id": target_id}
-        )
+        conn.execute(text("UPDATE audit_log SET note = 'nothing happened' WHERE id = :id"),
+                     {"id": target_id})
     with store.session() as s:
         result = verify(s)
     assert not result.ok and result.broken_at == target_id and "modified" in result.reason
@@ -68,10 +65,8 @@ def test_audit_cli_verify_and_log(lite_registry, settings, tmp_path):
     ok = runner.invoke(app, ["--config", config, "audit", "verify", "--json"])
     assert ok.exit_code == 0, ok.output
     assert json.loads(ok.output)["ok"] is True
-    log = runner.invoke(
-        app,
-        ["--config", config, "audit", "log", "--entity", "case", "--id", str(case_id), "--json"],
-    )
+    log = runner.invoke(app, ["--config", config, "audit", "log", "--entity", "case",
+                              "--id", str(case_id), "--json"])
     actions = [e["action"] for e in json.loads(log.output)]
     assert actions[:3] == ["case.open", "case.incident", "case.notice"]
     with store.engine.begin() as conn:
@@ -89,24 +84,14 @@ def test_export_verifies_and_detects_tampering(lite_registry, settings, tmp_path
     assert check.ok and check.method == "ed25519" and check.key_matches_ours
     with tarfile.open(path) as tar:
         members = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}
-    assert {
-        "case.json",
-        "timeline.json",
-        "custody.json",
-        "manifest.json",
-        "signature.json",
-        "evidence/index.json",
-    } <= set(members)
+    assert {"case.json", "timeline.json", "custody.json", "manifest.json", "signature.json",
+            "evidence/index.json"} <= set(members)
     blobs = [n for n in members if n.startswith("evidence/") and n != "evidence/index.json"]
     assert len(blobs) == 2  # the complaint and the incident snapshot
-    assert (
-        b"complaint: flood from 192.0.2.10"
-        in members[next(n for n in blobs if members[n].startswith(b"complaint"))]
-    )
+    assert b"complaint: flood from 192.0.2.10" in members[next(
+        n for n in blobs if members[n].startswith(b"complaint"))]
     custody = json.loads(members["custody.json"])
-    assert {"case.open", "case.notice", "case.escalate"} <= {
-        e["action"] for e in custody["audit_log"]
-    }
+    assert {"case.open", "case.notice", "case.escalate"} <= {e["action"] for e in custody["audit_log"]}
     assert all(custody["store_intake"][n.split("/")[1]] for n in blobs)
     timeline = json.loads(members["timeline.json"])
     assert "called the client" in [e["text"] for e in timeline]
@@ -133,11 +118,9 @@ def test_export_verifies_and_detects_tampering(lite_registry, settings, tmp_path
     def add_file(d):
         d["evidence/extra"] = b"planted"
 
-    for change, expected in (
-        (edit_timeline, "timeline.json altered"),
-        (edit_manifest, "signature does not match"),
-        (add_file, "not in the manifest"),
-    ):
+    for change, expected in ((edit_timeline, "timeline.json altered"),
+                             (edit_manifest, "signature does not match"),
+                             (add_file, "not in the manifest")):
         result = cases.verify_export(rewrite(change), settings)
         assert not result.ok and any(expected in p for p in result.problems), result.problems
     garbage = tmp_path / "garbage.tar.gz"

@@ -37,12 +37,8 @@ def test_notice_goes_up_the_reseller_chain(registry, settings):
             step = cases.escalate(s, settings, case_id, "alice")
         assert step.name == "suspension"
         last = s.get(OutboxMessage, step.message_id)
-        assert last.headers["Cc"].split(", ") == [
-            "abuse@reseller.example",
-            "abuse@wholesale.example",
-            "ceo@client1.example",
-            "legal@wholesale.example",
-        ]
+        assert last.headers["Cc"].split(", ") == ["abuse@reseller.example", "abuse@wholesale.example",
+                                                  "ceo@client1.example", "legal@wholesale.example"]
 
 
 def test_client_without_abuse_contact_uses_its_mail(lite_registry, settings):
@@ -55,13 +51,10 @@ def test_client_without_abuse_contact_uses_its_mail(lite_registry, settings):
 
 def test_full_ladder_by_hand(registry, settings):
     case_id = _one_case(registry, settings, clause="mail.spam", client="c1")
-    expected = [
-        ("notice", "notified", None),
-        ("warning", "escalated", None),
-        ("restriction", "restricted", "port25-block"),
-        ("suspension", "suspended", "suspend-service"),
-        ("termination", "terminated", "terminate-contract"),
-    ]
+    expected = [("notice", "notified", None), ("warning", "escalated", None),
+                ("restriction", "restricted", "port25-block"),
+                ("suspension", "suspended", "suspend-service"),
+                ("termination", "terminated", "terminate-contract")]
     with registry.session() as s:
         for name, status, action in expected:
             step = cases.escalate(s, settings, case_id, "alice")
@@ -102,10 +95,7 @@ def test_deadlines_escalate_automatically(registry, settings):
         (step,) = cases.run_deadlines(s, settings, now + timedelta(hours=122))
         assert (step.name, step.status) == ("restriction", "restricted")
         (order,) = cases.orders(s, case_id=case_id)
-        assert (order.action, order.params) == (
-            "rate-limit",
-            {"rate_bps": settings.cases.rate_limit_bps},
-        )
+        assert (order.action, order.params) == ("rate-limit", {"rate_bps": settings.cases.rate_limit_bps})
 
 
 def test_deadlines_respect_settings_and_client_answers(registry, settings):
@@ -143,3 +133,29 @@ def test_periodic_round_groups_escalates_and_reports(registry, settings):
         second = cases.periodic(s, settings, now + timedelta(hours=25))
         assert second.cases == [] and [x.name for x in second.steps] == ["notice"]
         assert cases.get_case(s, first.cases[0]).incident_ids.__len__() == 2
+
+
+@pytest.mark.postgres
+def test_concurrent_deadline_runners_take_each_step_once(pg_server, settings):
+    # Row locks (FOR UPDATE SKIP LOCKED) are PostgreSQL's; SQLite has a single writer anyway.
+    import os
+
+    from aupguard.store.db import Store
+
+    from .conftest import populate
+
+    registry = Store(pg_server.create_database(f"cases_lock_{os.getpid()}"))
+    registry.migrate()
+    populate(registry)
+    case_id = _one_case(registry, settings, clause="mail.spam", client="c1")
+    with registry.session() as s:
+        cases.send_notice(s, settings, case_id, "alice")
+    later = utcnow() + timedelta(days=4)
+    with registry.session() as first:
+        taken = cases.run_deadlines(first, settings, later)
+        with registry.session() as second:  # runs while the first still holds its locks
+            assert cases.run_deadlines(second, settings, later) == []
+    assert [x.name for x in taken] == ["warning"]
+    with registry.session() as s:
+        assert len([t for t in cases.timeline(s, case_id) if t.kind == "escalate"]) == 1
+    registry.dispose()

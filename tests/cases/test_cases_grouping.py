@@ -23,20 +23,9 @@ def test_grouping_per_client_and_clause_within_window(registry, settings):
     # 72 h window: 4 days after the last flood is a new case.
     e = add_incident(store, clause="security.flood", client="c1", at=T0 + timedelta(days=4))
     with store.session() as s:
-        s.add(
-            IncidentRow(
-                source="flow",
-                rule="x",
-                clause_id="security.flood",
-                key="nobody",
-                client_id=None,
-                first_seen=T0,
-                last_seen=T0,
-                metrics={},
-                evidence=[],
-                created_at=T0,
-            )
-        )
+        s.add(IncidentRow(source="flow", rule="x", clause_id="security.flood", key="nobody",
+                          client_id=None, first_seen=T0, last_seen=T0, metrics={}, evidence=[],
+                          created_at=T0))
     with store.session() as s:
         touched = cases.ingest_incidents(s, settings)
     assert len(touched) == 4

@@ -20,14 +20,9 @@ MATERIAL = b"RESTRICTED-MATERIAL-MARKER: description of the reported material"
 
 def _csam_case(store, settings) -> tuple[int, str]:
     sha = evidence.put(settings, MATERIAL, "complaint", {"format": "xarf", "category": "csam"})
-    add_incident(
-        store,
-        clause="content.csam",
-        client="c1",
-        source="complaint",
-        summary="CSAM-SUMMARY-MARKER hosted at http://192.0.2.10/x",
-        evidence=[{"sha256": sha, "kind": "complaint"}],
-    )
+    add_incident(store, clause="content.csam", client="c1", source="complaint",
+                 summary="CSAM-SUMMARY-MARKER hosted at http://192.0.2.10/x",
+                 evidence=[{"sha256": sha, "kind": "complaint"}])
     with store.session() as s:
         (case,) = cases.ingest_incidents(s, settings)
     return case.id, sha
@@ -77,14 +72,10 @@ def test_csam_case_cannot_close_without_mandatory_report(registry, settings):
             cases.record_mandatory_report(s, case_id, "", "X", utcnow(), "legal", settings=settings)
     reported = utcnow() - timedelta(days=1)
     with registry.session() as s:
-        report = cases.record_mandatory_report(
-            s, case_id, "NCMEC CyberTipline", "CT-123456", reported, "legal", settings=settings
-        )
+        report = cases.record_mandatory_report(s, case_id, "NCMEC CyberTipline", "CT-123456",
+                                               reported, "legal", settings=settings)
         assert (report.authority, report.report_id, report.recorded_by) == (
-            "NCMEC CyberTipline",
-            "CT-123456",
-            "legal",
-        )
+            "NCMEC CyberTipline", "CT-123456", "legal")
         items = cases.case_evidence(s, settings, case_id)
         assert all(i.held_until == reported + timedelta(days=365) for i in items)
         closed = cases.set_status(s, case_id, "closed", "legal", note="reported and removed")
@@ -105,9 +96,8 @@ def test_retention_never_deletes_held_evidence(registry, settings):
     assert not evidence.blob_path(settings, plain_sha).exists()
     assert evidence.get(settings, csam_sha) == MATERIAL
     with registry.session() as s:
-        cases.record_mandatory_report(
-            s, case_id, "Police", "P-9", now + timedelta(days=50), "legal", settings=settings
-        )
+        cases.record_mandatory_report(s, case_id, "Police", "P-9", now + timedelta(days=50),
+                                      "legal", settings=settings)
     with registry.session() as s:
         still = evidence.apply_retention(settings, s, now + timedelta(days=50 + 364))
         assert csam_sha in still.kept_held and still.deleted == []
@@ -147,14 +137,8 @@ def test_repeat_infringer_strikes(registry, settings):
         assert cases.strikes(s, "c1", settings=settings).level == "none"
     levels = []
     for i in range(3):
-        add_incident(
-            registry,
-            clause="lawful.ip",
-            client="c1",
-            source="complaint",
-            at=T0 + timedelta(days=5 * i),
-            offender=f"192.0.2.{10 + i}",
-        )
+        add_incident(registry, clause="lawful.ip", client="c1", source="complaint",
+                     at=T0 + timedelta(days=5 * i), offender=f"192.0.2.{10 + i}")
         with registry.session() as s:
             cases.ingest_incidents(s, settings)
             levels.append(cases.strikes(s, "c1", settings=settings, now=T0 + timedelta(days=20)))

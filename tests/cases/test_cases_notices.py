@@ -16,14 +16,12 @@ from aupguard.policy.catalogue import shipped_text
 
 from .conftest import T0, add_incident
 
-COMPLAINT = (
-    b"From: Jane Reporter <jane.reporter@victim.example>\r\n"
-    b"Phone: +44 20 7946 0958\r\n"
-    b"Subject: spam from your network\r\n\r\n"
-    b"We received unsolicited mail from 192.0.2.10 at 2026-10-05 12:01 UTC.\r\n"
-    b"Contact me at jane.reporter@victim.example or +44 20 7946 0958.\r\n"
-    b"\x1b[31mterminal escape\x07 and a NUL\x00 byte\r\n"
-)
+COMPLAINT = (b"From: Jane Reporter <jane.reporter@victim.example>\r\n"
+             b"Phone: +44 20 7946 0958\r\n"
+             b"Subject: spam from your network\r\n\r\n"
+             b"We received unsolicited mail from 192.0.2.10 at 2026-10-05 12:01 UTC.\r\n"
+             b"Contact me at jane.reporter@victim.example or +44 20 7946 0958.\r\n"
+             b"\x1b[31mterminal escape\x07 and a NUL\x00 byte\r\n")
 
 
 @pytest.fixture
@@ -43,13 +41,8 @@ def test_notice_cites_clause_of_version_in_force_at_incident(registry, settings)
     old_words = "commercial messages over the Internet"
     new_words = "commercial messages of any kind over any network"
     with registry.session() as s:
-        post_version(
-            s,
-            shipped_text().replace(old_words, new_words),
-            "2027",
-            at=T0 + timedelta(days=1),
-            actor="legal",
-        )
+        post_version(s, shipped_text().replace(old_words, new_words), "2027",
+                     at=T0 + timedelta(days=1), actor="legal")
     early = _case(registry, settings, clause="mail.spam", client="c1", at=T0)
     late = _case(registry, settings, clause="mail.spam", client="c2", at=T0 + timedelta(days=2))
     with registry.session() as s:
@@ -65,14 +58,8 @@ def test_notice_cites_clause_of_version_in_force_at_incident(registry, settings)
 
 def test_excerpt_redacts_complainant_and_keeps_offender(registry, settings):
     sha = evidence.put(settings, COMPLAINT, "complaint", {"format": "free-text"})
-    case_id = _case(
-        registry,
-        settings,
-        clause="mail.spam",
-        source="complaint",
-        evidence=[{"sha256": sha, "kind": "complaint"}],
-        offender="192.0.2.10",
-    )
+    case_id = _case(registry, settings, clause="mail.spam", source="complaint",
+                    evidence=[{"sha256": sha, "kind": "complaint"}], offender="192.0.2.10")
     with registry.session() as s:
         preview = cases.preview_notice(s, settings, case_id)
     body = preview.body
@@ -83,20 +70,16 @@ def test_excerpt_redacts_complainant_and_keeps_offender(registry, settings):
     assert preview.subject.startswith(f"[case #{case_id}]")
     assert preview.reply_to.startswith(f"abuse+case-{case_id}-")
     assert "What you must do by" in body
-    assert (
-        notices.redact("From: Jane <jane@victim.example>\nTel: 020 7946 0958\nsrc 192.0.2.10")
+    assert notices.redact("From: Jane <jane@victim.example>\nTel: 020 7946 0958\nsrc 192.0.2.10") \
         == "From: [redacted]\nTel: [redacted]\nsrc 192.0.2.10"
-    )
     settings.cases.redact_complainant = False
     with registry.session() as s:
         assert "jane.reporter@victim.example" in cases.preview_notice(s, settings, case_id).body
 
 
 def test_flow_samples_quoted_and_excerpt_capped(registry, settings):
-    samples = [
-        {"src": "192.0.2.10", "dst": f"198.51.100.{i}", "dport": 22, "packets": i}
-        for i in range(40)
-    ]
+    samples = [{"src": "192.0.2.10", "dst": f"198.51.100.{i}", "dport": 22, "packets": i}
+               for i in range(40)]
     case_id = _case(registry, settings, clause="security.scan", evidence=samples)
     with registry.session() as s:
         body = cases.preview_notice(s, settings, case_id).body
@@ -104,14 +87,8 @@ def test_flow_samples_quoted_and_excerpt_capped(registry, settings):
     assert "dst=198.51.100.9 " in body and "dst=198.51.100.10 " not in body  # 10 samples quoted
     settings.cases.excerpt_chars = 300
     big = evidence.put(settings, b"A" * 5000, "complaint", {})
-    case2 = _case(
-        registry,
-        settings,
-        clause="security.scan",
-        client="c2",
-        evidence=[{"sha256": big}],
-        source="complaint",
-    )
+    case2 = _case(registry, settings, clause="security.scan", client="c2",
+                  evidence=[{"sha256": big}], source="complaint")
     with registry.session() as s:
         body2 = cases.preview_notice(s, settings, case2).body
     assert "more characters]" in body2 and "A" * 301 not in body2
@@ -122,9 +99,7 @@ def test_template_dir_overrides_shipped_template(registry, settings, tmp_path):
     tdir.mkdir()
     (tdir / "security.flood.txt.j2").write_text(
         "Subject: custom {{ case.id }}\n\nHello {{ client_name }}: {{ clause.clause_id }} "
-        "by {{ due_at | utc }}\n",
-        encoding="utf-8",
-    )
+        "by {{ due_at | utc }}\n", encoding="utf-8")
     settings.cases.template_dir = str(tdir)
     case_id = _case(registry, settings, clause="security.flood")
     with registry.session() as s:
@@ -133,9 +108,7 @@ def test_template_dir_overrides_shipped_template(registry, settings, tmp_path):
         shipped = cases.preview_notice(s, settings, other)
     assert preview.subject == f"custom {case_id}"
     assert preview.body.startswith("Hello Client One: security.flood by 20")
-    assert (
-        "Close the open relay" in shipped.body
-    )  # clauses without an override keep the shipped one
+    assert "Close the open relay" in shipped.body  # clauses without an override keep the shipped one
 
 
 @hsettings(max_examples=200, deadline=None)

@@ -25,26 +25,16 @@ def registry(lite_registry):
 
 
 def test_self_help_link_view_and_answer(registry, settings, monkeypatch):
-    sha = evidence.put(
-        settings, b"From: victim@victim.example\n\nflood from 192.0.2.10", "complaint", {}
-    )
-    add_incident(
-        registry,
-        clause="security.flood",
-        client="c1",
-        evidence=[{"sha256": sha}],
-        summary="UDP flood toward 198.51.100.7",
-    )
+    sha = evidence.put(settings, b"From: victim@victim.example\n\nflood from 192.0.2.10", "complaint", {})
+    add_incident(registry, clause="security.flood", client="c1", evidence=[{"sha256": sha}],
+                 summary="UDP flood toward 198.51.100.7")
     with registry.session() as s:
         (case,) = cases.ingest_incidents(s, settings)
         cases.send_notice(s, settings, case.id, "alice")
         token = cases.client_token(settings, case.id)
         view = cases.client_view(s, settings, token)
-        assert (view.case_id, view.client_name, view.clause_id) == (
-            case.id,
-            "Client One",
-            "security.flood",
-        )
+        assert (view.case_id, view.client_name, view.clause_id) == (case.id, "Client One",
+                                                                    "security.flood")
         assert "Interference with service" in view.clause_text or "flood" in view.clause_text
         (happened,) = view.what_happened
         assert happened["summary"] == "UDP flood toward 198.51.100.7"
@@ -90,9 +80,7 @@ def test_evidence_store_is_content_addressed_and_append_only(settings):
         evidence.get(settings, "a" * 64)
 
 
-@hsettings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@hsettings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.binary(max_size=4096))
 def test_evidence_roundtrip(settings, data):
     sha = evidence.put(settings, data, "x", {})

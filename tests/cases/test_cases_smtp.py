@@ -21,10 +21,8 @@ from tests.pg_server import free_port
 
 from .conftest import add_incident
 
-COMPLAINT = (
-    b"Subject: brute force\r\n\r\nSSH brute force against our host 203.0.113.9 "
-    b"from 192.0.2.10, 1840 attempts between 10:00 and 10:20 UTC.\r\n"
-)
+COMPLAINT = (b"Subject: brute force\r\n\r\nSSH brute force against our host 203.0.113.9 "
+             b"from 192.0.2.10, 1840 attempts between 10:00 and 10:20 UTC.\r\n")
 
 
 class Sink:
@@ -62,14 +60,8 @@ def test_notice_delivered_with_clause_and_evidence_and_reply_threads(registry, s
     sink, port = smtp_sink
     _smtp(settings, port)
     sha = evidence.put(settings, COMPLAINT, "complaint", {})
-    add_incident(
-        registry,
-        clause="security.cracking",
-        client="c1",
-        source="complaint",
-        evidence=[{"sha256": sha}],
-        summary="SSH brute force",
-    )
+    add_incident(registry, clause="security.cracking", client="c1", source="complaint",
+                 evidence=[{"sha256": sha}], summary="SSH brute force")
     with registry.session() as s:
         (case,) = cases.ingest_incidents(s, settings)
         message = cases.send_notice(s, settings, case.id, "alice")
@@ -132,10 +124,8 @@ def test_retries_with_backoff_then_permanent_failure(lite_registry, settings, sm
     add_incident(registry, client="c2", clause="mail.spam")
     now = utcnow()
     with registry.session() as s:
-        a, b = (
-            cases.send_notice(s, settings, c.id, "alice")
-            for c in sorted(cases.ingest_incidents(s, settings), key=lambda c: c.client_id)
-        )
+        a, b = (cases.send_notice(s, settings, c.id, "alice")
+                for c in sorted(cases.ingest_incidents(s, settings), key=lambda c: c.client_id))
         a_id, b_id = a.id, b.id
     sink.answers = ["451 4.3.0 try again later", "550 5.7.1 rejected"]
     with registry.session() as s:
@@ -169,9 +159,7 @@ def test_relay_down_defers_and_disabled_sends_nothing(lite_registry, settings):
         assert s.get(OutboxMessage, mid).status == "failed"
 
 
-@hsettings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@hsettings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(raw=st.binary(max_size=2000))
 def test_thread_reply_survives_garbage(sqlite_store, settings, raw):
     with sqlite_store.session() as s:

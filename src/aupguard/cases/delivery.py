@@ -24,16 +24,8 @@ from aupguard.store import audit
 from aupguard.store.outbox import OutboxMessage
 from aupguard.store.types import utcnow
 
-PASS_HEADERS = (
-    "Cc",
-    "Reply-To",
-    "Message-ID",
-    "In-Reply-To",
-    "References",
-    "X-Aupguard-Case",
-    "X-Aupguard-Clause",
-    "Auto-Submitted",
-)
+PASS_HEADERS = ("Cc", "Reply-To", "Message-ID", "In-Reply-To", "References", "X-Aupguard-Case",
+                "X-Aupguard-Clause", "Auto-Submitted")
 _HEADER_UNSAFE = re.compile(r"[\r\n\x00]")
 
 
@@ -87,39 +79,25 @@ def _defer(settings, row: OutboxMessage, now: datetime, error: str, report: Deli
         row.status = "failed"
         report.failed.append(row.id)
     else:
-        row.next_attempt_at = now + timedelta(
-            seconds=cfg.delivery_backoff_seconds * 2 ** (row.attempts - 1)
-        )
+        row.next_attempt_at = now + timedelta(seconds=cfg.delivery_backoff_seconds
+                                              * 2 ** (row.attempts - 1))
         report.deferred.append(row.id)
     report.errors[row.id] = error
 
 
-def deliver_outbox(
-    session: Session, settings, now: datetime | None = None, limit: int = 500
-) -> DeliveryReport:
+def deliver_outbox(session: Session, settings, now: datetime | None = None,
+                   limit: int = 500) -> DeliveryReport:
     """Send every queued message that is due; returns what was sent, deferred, failed."""
     if not settings.cases.smtp_enabled:
-        return DeliveryReport(
-            enabled=False,
-            message=(
-                "outbox delivery is off: set [cases] smtp_enabled = true and smtp_host/smtp_port "
-                "to your relay"
-            ),
-        )
+        return DeliveryReport(enabled=False, message=(
+            "outbox delivery is off: set [cases] smtp_enabled = true and smtp_host/smtp_port "
+            "to your relay"))
     now = now or utcnow()
-    due = (
-        session.execute(
-            select(OutboxMessage)
-            .where(
-                OutboxMessage.status == "queued",
-                or_(OutboxMessage.next_attempt_at.is_(None), OutboxMessage.next_attempt_at <= now),
-            )
-            .order_by(OutboxMessage.id)
-            .limit(limit)
-        )
-        .scalars()
-        .all()
-    )
+    due = session.execute(
+        select(OutboxMessage).where(OutboxMessage.status == "queued",
+                                    or_(OutboxMessage.next_attempt_at.is_(None),
+                                        OutboxMessage.next_attempt_at <= now))
+        .order_by(OutboxMessage.id).limit(limit)).scalars().all()
     report = DeliveryReport()
     if not due:
         return report
@@ -127,40 +105,23 @@ def deliver_outbox(
         smtp = _connect(settings)
     except (OSError, smtplib.SMTPException, socket.timeout) as exc:
         for row in due:
-            _defer(
-                settings,
-                row,
-                now,
-                f"relay {settings.cases.smtp_host}:{settings.cases.smtp_port} unreachable: {exc}",
-                report,
-            )
+            _defer(settings, row, now, f"relay {settings.cases.smtp_host}:"
+                   f"{settings.cases.smtp_port} unreachable: {exc}", report)
         report.message = "relay unreachable; messages deferred"
-        audit.record(
-            session,
-            "system:outbox",
-            "outbox.deferred",
-            "outbox",
-            "relay",
-            after={"ids": report.deferred, "failed": report.failed},
-            note=str(exc)[:500],
-        )
+        audit.record(session, "system:outbox", "outbox.deferred", "outbox", "relay",
+                     after={"ids": report.deferred, "failed": report.failed}, note=str(exc)[:500])
         return report
     try:
         for row in due:
             try:
-                refused = smtp.send_message(
-                    build_message(settings, row),
-                    from_addr=settings.cases.from_address,
-                    to_addrs=_recipients(row),
-                )
+                refused = smtp.send_message(build_message(settings, row),
+                                            from_addr=settings.cases.from_address,
+                                            to_addrs=_recipients(row))
             except smtplib.SMTPRecipientsRefused as exc:
                 codes = [code for code, _ in exc.recipients.values()]
                 if all(500 <= c < 600 for c in codes):
                     row.attempts += 1
-                    row.status, row.last_error = (
-                        "failed",
-                        f"all recipients refused: {exc.recipients}",
-                    )
+                    row.status, row.last_error = "failed", f"all recipients refused: {exc.recipients}"
                     report.failed.append(row.id)
                     report.errors[row.id] = row.last_error
                 else:
@@ -179,29 +140,17 @@ def deliver_outbox(
                 _defer(settings, row, now, str(exc), report)
                 continue
             row.attempts += 1
-            row.status, row.sent_at, row.last_error = (
-                "sent",
-                now,
-                (f"partly refused: {refused}" if refused else ""),
-            )
+            row.status, row.sent_at, row.last_error = "sent", now, (
+                f"partly refused: {refused}" if refused else "")
             report.sent.append(row.id)
     finally:
         try:
             smtp.quit()
         except (OSError, smtplib.SMTPException):
             pass
-    for status, ids in (
-        ("sent", report.sent),
-        ("deferred", report.deferred),
-        ("failed", report.failed),
-    ):
+    for status, ids in (("sent", report.sent), ("deferred", report.deferred),
+                        ("failed", report.failed)):
         if ids:
-            audit.record(
-                session,
-                "system:outbox",
-                f"outbox.{status}",
-                "outbox",
-                ",".join(map(str, ids))[:200],
-                after={"ids": ids},
-            )
+            audit.record(session, "system:outbox", f"outbox.{status}", "outbox",
+                         ",".join(map(str, ids))[:200], after={"ids": ids})
     return report

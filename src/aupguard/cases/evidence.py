@@ -26,9 +26,7 @@ from aupguard.errors import InputError
 from aupguard.store import audit
 from aupguard.store.types import utcnow
 
-MAX_BLOB = (
-    64 * 1024 * 1024
-)  # a complaint or flow excerpt larger than this is refused, not truncated
+MAX_BLOB = 64 * 1024 * 1024  # a complaint or flow excerpt larger than this is refused, not truncated
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -77,12 +75,8 @@ def put(settings, data: bytes, kind: str, meta: dict[str, Any] | None = None) ->
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o444)
         os.replace(tmp, path)
-    line = {
-        "at": utcnow().isoformat(),
-        "kind": str(kind)[:50],
-        "size": len(data),
-        "meta": json.loads(json.dumps(meta or {}, default=str)),
-    }
+    line = {"at": utcnow().isoformat(), "kind": str(kind)[:50], "size": len(data),
+            "meta": json.loads(json.dumps(meta or {}, default=str))}
     with open(path.with_name(sha + ".meta.jsonl"), "a", encoding="utf-8") as fh:
         fh.write(json.dumps(line, sort_keys=True) + "\n")
     return sha
@@ -92,9 +86,7 @@ def get(settings, sha256: str) -> bytes:
     """The stored bytes, verified against their hash on the way out."""
     path = blob_path(settings, sha256)
     if not path.exists():
-        raise InputError(
-            f"evidence {sha256} is not in the store (deleted by retention or never stored)"
-        )
+        raise InputError(f"evidence {sha256} is not in the store (deleted by retention or never stored)")
     data = path.read_bytes()
     if hashlib.sha256(data).hexdigest() != sha256.lower():
         raise InputError(f"evidence {sha256} is corrupt: its content no longer matches its hash")
@@ -134,9 +126,7 @@ def info(settings, sha256: str) -> EvidenceInfo:
         size=path.stat().st_size if path.exists() else int(first.get("size", 0)),
         kind=first.get("kind", "unknown"),
         stored_at=datetime.fromisoformat(stored) if stored else utcnow(),
-        meta=merged,
-        present=path.exists(),
-    )
+        meta=merged, present=path.exists())
 
 
 def custody(settings, sha256: str) -> list[dict[str, Any]]:
@@ -166,46 +156,27 @@ def iter_blobs(settings):
 
 # --- legal hold -------------------------------------------------------------------------
 
-
-def place_hold(
-    session: Session,
-    sha256: str,
-    *,
-    until: datetime | None,
-    reason: str,
-    actor: str,
-    case_id: int | None = None,
-) -> None:
+def place_hold(session: Session, sha256: str, *, until: datetime | None, reason: str,
+               actor: str, case_id: int | None = None) -> None:
     """Put evidence under legal hold (until=None: indefinitely). Audited."""
     from aupguard.cases.models import LegalHoldRow
 
     sha256 = _check(sha256)
-    row = LegalHoldRow(
-        sha256=sha256, case_id=case_id, reason=reason, start=utcnow(), until=until, created_by=actor
-    )
+    row = LegalHoldRow(sha256=sha256, case_id=case_id, reason=reason, start=utcnow(),
+                       until=until, created_by=actor)
     session.add(row)
     session.flush()
-    audit.record(
-        session,
-        actor,
-        "evidence.hold",
-        "evidence",
-        sha256,
-        after={"until": until, "case": case_id, "reason": reason},
-    )
+    audit.record(session, actor, "evidence.hold", "evidence", sha256,
+                 after={"until": until, "case": case_id, "reason": reason})
 
 
 def is_held(session: Session, sha256: str, now: datetime) -> bool:
     from aupguard.cases.models import LegalHoldRow
 
     row = session.execute(
-        select(LegalHoldRow.id)
-        .where(
-            LegalHoldRow.sha256 == sha256.lower(),
-            or_(LegalHoldRow.until.is_(None), LegalHoldRow.until > now),
-        )
-        .limit(1)
-    ).first()
+        select(LegalHoldRow.id).where(LegalHoldRow.sha256 == sha256.lower(),
+                                      or_(LegalHoldRow.until.is_(None), LegalHoldRow.until > now))
+        .limit(1)).first()
     return row is not None
 
 
@@ -213,11 +184,8 @@ def held_until(session: Session, sha256: str) -> tuple[bool, datetime | None]:
     """(held at all, latest end; None with True means indefinitely)."""
     from aupguard.cases.models import LegalHoldRow
 
-    rows = (
-        session.execute(select(LegalHoldRow.until).where(LegalHoldRow.sha256 == sha256.lower()))
-        .scalars()
-        .all()
-    )
+    rows = session.execute(select(LegalHoldRow.until)
+                           .where(LegalHoldRow.sha256 == sha256.lower())).scalars().all()
     if not rows:
         return False, None
     if any(r is None for r in rows):
@@ -233,9 +201,8 @@ class RetentionReport:
     kept_young: int = 0
 
 
-def apply_retention(
-    settings, session: Session, now: datetime | None = None, actor: str = "system:retention"
-) -> RetentionReport:
+def apply_retention(settings, session: Session, now: datetime | None = None,
+                    actor: str = "system:retention") -> RetentionReport:
     """Delete evidence older than the retention period, except what a legal hold covers."""
     now = now or utcnow()
     report = RetentionReport()
@@ -256,25 +223,10 @@ def apply_retention(
         os.chmod(path, 0o644)
         path.unlink()
         with open(root(settings) / "retention.jsonl", "a", encoding="utf-8") as fh:
-            fh.write(
-                json.dumps(
-                    {
-                        "at": now.isoformat(),
-                        "sha256": sha,
-                        "kind": meta.kind,
-                        "stored_at": meta.stored_at.isoformat(),
-                    }
-                )
-                + "\n"
-            )
-        audit.record(
-            session,
-            actor,
-            "evidence.delete",
-            "evidence",
-            sha,
-            before={"kind": meta.kind, "stored_at": meta.stored_at},
-            note=f"retention {days} days",
-        )
+            fh.write(json.dumps({"at": now.isoformat(), "sha256": sha, "kind": meta.kind,
+                                 "stored_at": meta.stored_at.isoformat()}) + "\n")
+        audit.record(session, actor, "evidence.delete", "evidence", sha,
+                     before={"kind": meta.kind, "stored_at": meta.stored_at},
+                     note=f"retention {days} days")
         report.deleted.append(sha)
     return report

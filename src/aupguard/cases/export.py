@@ -44,9 +44,7 @@ MAX_MEMBER = 256 * 1024 * 1024
 
 
 def _rows(rows) -> list[dict[str, Any]]:
-    return [
-        audit._canonical({c.name: getattr(r, c.name) for c in r.__table__.columns}) for r in rows
-    ]
+    return [audit._canonical({c.name: getattr(r, c.name) for c in r.__table__.columns}) for r in rows]
 
 
 def _json(value: Any) -> bytes:
@@ -58,14 +56,10 @@ def _sign(settings, manifest: bytes) -> dict[str, str]:
         from cryptography.hazmat.primitives import serialization
 
         private = keys.ed25519_private_key(settings)
-        public = private.public_key().public_bytes(
-            serialization.Encoding.Raw, serialization.PublicFormat.Raw
-        )
-        return {
-            "method": "ed25519",
-            "public_key": base64.b64encode(public).decode(),
-            "signature": base64.b64encode(private.sign(manifest)).decode(),
-        }
+        public = private.public_key().public_bytes(serialization.Encoding.Raw,
+                                                   serialization.PublicFormat.Raw)
+        return {"method": "ed25519", "public_key": base64.b64encode(public).decode(),
+                "signature": base64.b64encode(private.sign(manifest)).decode()}
     return {"method": "hmac-sha256", "signature": keys.hmac_sign(settings, manifest)}
 
 
@@ -75,151 +69,76 @@ def public_key_b64(settings) -> str | None:
     from cryptography.hazmat.primitives import serialization
 
     public = keys.ed25519_private_key(settings).public_key()
-    return base64.b64encode(
-        public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    ).decode()
+    return base64.b64encode(public.public_bytes(serialization.Encoding.Raw,
+                                                serialization.PublicFormat.Raw)).decode()
 
 
-def export_case(
-    session: Session, settings, case_id: int, out_path: str | Path, actor: str = "system"
-) -> Path:
+def export_case(session: Session, settings, case_id: int, out_path: str | Path,
+                actor: str = "system") -> Path:
     """Write the signed archive of a case; returns its path. Audited."""
     row = session.get(CaseRow, int(case_id))
     if row is None:
         raise InputError(f"no case #{case_id}")
     members: dict[str, bytes] = {}
     members["case.json"] = _json(_rows([row])[0])
-    events = (
-        session.execute(
-            select(CaseEventRow)
-            .where(CaseEventRow.case_id == row.id)
-            .order_by(CaseEventRow.at, CaseEventRow.id)
-        )
-        .scalars()
-        .all()
-    )
+    events = session.execute(select(CaseEventRow).where(CaseEventRow.case_id == row.id)
+                             .order_by(CaseEventRow.at, CaseEventRow.id)).scalars().all()
     members["timeline.json"] = _json(_rows(events))
-    incidents = (
-        session.execute(
-            select(IncidentRow).where(IncidentRow.case_id == row.id).order_by(IncidentRow.id)
-        )
-        .scalars()
-        .all()
-    )
+    incidents = session.execute(select(IncidentRow).where(IncidentRow.case_id == row.id)
+                                .order_by(IncidentRow.id)).scalars().all()
     incident_rows = _rows(incidents)
     if row.restricted:
         for inc in incident_rows:  # summaries and samples may describe the material: hashes only
             inc["summary"], inc["metrics"] = "[withheld: restricted case]", {}
-            inc["evidence"] = [
-                {"sha256": e.get("sha256")}
-                for e in inc.get("evidence") or []
-                if isinstance(e, dict) and e.get("sha256")
-            ]
+            inc["evidence"] = [{"sha256": e.get("sha256")} for e in inc.get("evidence") or []
+                               if isinstance(e, dict) and e.get("sha256")]
     members["incidents.json"] = _json(incident_rows)
-    members["orders.json"] = _json(
-        _rows(
-            session.execute(
-                select(EnforcementOrderRow).where(EnforcementOrderRow.case_id == row.id)
-            ).scalars()
-        )
-    )
-    members["reports.json"] = _json(
-        _rows(
-            session.execute(
-                select(MandatoryReportRow).where(MandatoryReportRow.case_id == row.id)
-            ).scalars()
-        )
-    )
-    links = (
-        session.execute(
-            select(CaseEvidenceRow)
-            .where(CaseEvidenceRow.case_id == row.id)
-            .order_by(CaseEvidenceRow.id)
-        )
-        .scalars()
-        .all()
-    )
+    members["orders.json"] = _json(_rows(session.execute(
+        select(EnforcementOrderRow).where(EnforcementOrderRow.case_id == row.id)).scalars()))
+    members["reports.json"] = _json(_rows(session.execute(
+        select(MandatoryReportRow).where(MandatoryReportRow.case_id == row.id)).scalars()))
+    links = session.execute(select(CaseEvidenceRow).where(CaseEvidenceRow.case_id == row.id)
+                            .order_by(CaseEvidenceRow.id)).scalars().all()
     index = []
     for link in links:
         present = evidence.verify(settings, link.sha256)
         included = present and not row.restricted
         if included:
             members[f"evidence/{link.sha256}"] = evidence.get(settings, link.sha256)
-        index.append(
-            {
-                "sha256": link.sha256,
-                "kind": link.kind,
-                "size": link.size,
-                "incident_id": link.incident_id,
-                "added_at": link.added_at.isoformat(),
-                "added_by": link.added_by,
-                "present_in_store": present,
-                "included": included,
-                "withheld_reason": "restricted case" if present and not included else "",
-            }
-        )
+        index.append({"sha256": link.sha256, "kind": link.kind, "size": link.size,
+                      "incident_id": link.incident_id, "added_at": link.added_at.isoformat(),
+                      "added_by": link.added_by, "present_in_store": present,
+                      "included": included,
+                      "withheld_reason": "restricted case" if present and not included else ""})
     members["evidence/index.json"] = _json(index)
     shas = [link.sha256 for link in links]
-    audit_rows = (
-        session.execute(
-            select(AuditEntry)
-            .where(
-                or_(
-                    (AuditEntry.entity == "case") & (AuditEntry.entity_id == str(row.id)),
-                    (AuditEntry.entity == "evidence") & (AuditEntry.entity_id.in_(shas or [""])),
-                )
-            )
-            .order_by(AuditEntry.id)
-        )
-        .scalars()
-        .all()
-    )
-    members["custody.json"] = _json(
-        {
-            "audit_log": _rows(audit_rows),
-            "store_intake": {sha: evidence.custody(settings, sha) for sha in shas},
-        }
-    )
+    audit_rows = session.execute(select(AuditEntry).where(or_(
+        (AuditEntry.entity == "case") & (AuditEntry.entity_id == str(row.id)),
+        (AuditEntry.entity == "evidence") & (AuditEntry.entity_id.in_(shas or [""])),
+    )).order_by(AuditEntry.id)).scalars().all()
+    members["custody.json"] = _json({
+        "audit_log": _rows(audit_rows),
+        "store_intake": {sha: evidence.custody(settings, sha) for sha in shas},
+    })
     files = {name: hashlib.sha256(data).hexdigest() for name, data in sorted(members.items())}
-    manifest = _json(
-        {
-            "format": FORMAT,
-            "case_id": row.id,
-            "clause_id": row.clause_id,
-            "client_id": row.client_id,
-            "restricted": row.restricted,
-            "created_at": utcnow().isoformat(),
-            "created_by": actor,
-            "files": files,
-        }
-    )
+    manifest = _json({"format": FORMAT, "case_id": row.id, "clause_id": row.clause_id,
+                      "client_id": row.client_id, "restricted": row.restricted,
+                      "created_at": utcnow().isoformat(), "created_by": actor, "files": files})
     signature = _json(_sign(settings, manifest))
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".part")
     mtime = int(time.time())
     with tarfile.open(tmp, "w:gz") as tar:
-        for name, data in [
-            *sorted(members.items()),
-            ("manifest.json", manifest),
-            ("signature.json", signature),
-        ]:
+        for name, data in [*sorted(members.items()), ("manifest.json", manifest),
+                           ("signature.json", signature)]:
             info = tarfile.TarInfo(name)
             info.size, info.mtime, info.mode = len(data), mtime, 0o444
             tar.addfile(info, io.BytesIO(data))
     tmp.replace(out)
-    audit.record(
-        session,
-        actor,
-        "case.export",
-        "case",
-        row.id,
-        after={
-            "file": out.name,
-            "manifest_sha256": hashlib.sha256(manifest).hexdigest(),
-            "members": len(files),
-        },
-    )
+    audit.record(session, actor, "case.export", "case", row.id,
+                 after={"file": out.name, "manifest_sha256": hashlib.sha256(manifest).hexdigest(),
+                        "members": len(files)})
     return out
 
 
@@ -249,10 +168,7 @@ def verify_export(path: str | Path, settings=None) -> ExportCheck:
                 continue
             fh = tar.extractfile(info)
             contents[info.name] = fh.read() if fh else b""
-    manifest_raw, sig_raw = (
-        contents.pop("manifest.json", None),
-        contents.pop("signature.json", None),
-    )
+    manifest_raw, sig_raw = contents.pop("manifest.json", None), contents.pop("signature.json", None)
     if manifest_raw is None or sig_raw is None:
         check.problems.append("manifest.json or signature.json missing")
         return check
@@ -283,9 +199,7 @@ def verify_export(path: str | Path, settings=None) -> ExportCheck:
         else:
             import hmac
 
-            if not hmac.compare_digest(
-                keys.hmac_sign(settings, manifest_raw), sig.get("signature", "")
-            ):
+            if not hmac.compare_digest(keys.hmac_sign(settings, manifest_raw), sig.get("signature", "")):
                 check.problems.append("signature does not match the manifest (manifest altered)")
     else:
         check.problems.append(f"unknown signature method {check.method!r}")

@@ -35,22 +35,18 @@ def _keyfile(path: Path, make: callable) -> bytes:
 def secret(settings) -> bytes:
     if settings.cases.secret_key:
         return settings.cases.secret_key.encode()
-    return _keyfile(
-        Path(settings.data_dir) / "keys" / "cases.secret", lambda: secrets.token_hex(32).encode()
-    )
+    return _keyfile(Path(settings.data_dir) / "keys" / "cases.secret",
+                    lambda: secrets.token_hex(32).encode())
 
 
 def reply_mac(settings, case_id: int) -> str:
     return hmac.new(secret(settings), f"case-{case_id}".encode(), hashlib.sha256).hexdigest()[
-        :REPLY_MAC_LEN
-    ]
+        :REPLY_MAC_LEN]
 
 
 def reply_address(settings, case_id: int) -> str:
     cfg = settings.cases
-    return (
-        f"{cfg.reply_local_part}+case-{case_id}-{reply_mac(settings, case_id)}@{cfg.reply_domain}"
-    )
+    return f"{cfg.reply_local_part}+case-{case_id}-{reply_mac(settings, case_id)}@{cfg.reply_domain}"
 
 
 def message_id(settings, case_id: int, serial: int) -> str:
@@ -65,10 +61,7 @@ def find_case_tokens(settings, text: str) -> list[int]:
     found = []
     for match in _TOKEN.finditer(text.lower()):
         case_id = int(match.group(1))
-        if (
-            hmac.compare_digest(match.group(2), reply_mac(settings, case_id))
-            and case_id not in found
-        ):
+        if hmac.compare_digest(match.group(2), reply_mac(settings, case_id)) and case_id not in found:
             found.append(case_id)
     return found
 
@@ -91,10 +84,8 @@ def ed25519_private_key(settings):
 
     def make() -> bytes:
         return Ed25519PrivateKey.generate().private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption())
 
     pem = _keyfile(Path(settings.data_dir) / "keys" / "export-ed25519.pem", make)
     return serialization.load_pem_private_key(pem, password=None)

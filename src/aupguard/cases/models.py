@@ -67,9 +67,7 @@ class EnforcementOrderRow(Base):
     id: Mapped[int] = mapped_column(_ID, primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), nullable=False, index=True)
     client_id: Mapped[str] = mapped_column(String(100), nullable=False, index=True)
-    kind: Mapped[str] = mapped_column(
-        String(30), nullable=False
-    )  # restriction|suspension|termination
+    kind: Mapped[str] = mapped_column(String(30), nullable=False)  # restriction|suspension|termination
     action: Mapped[str] = mapped_column(String(50), nullable=False)  # port25-block, rate-limit, ...
     params: Mapped[Any] = mapped_column(JSON, nullable=False, default=dict)
     status: Mapped[str] = mapped_column(String(20), nullable=False, default="active")

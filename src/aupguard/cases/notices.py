@@ -29,17 +29,13 @@ _EMAIL = re.compile(r"[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9.\-]{1,253}\.[A-Za-z]{2,
 # Only unmistakable phone numbers: international (+CC ...) or labelled ones. Bare digit
 # runs are left alone: in complaints they are mostly dates, ports, counts and addresses.
 _PHONE = re.compile(r"\+\d[\d ()\-.]{6,}\d")
-_LABELLED_PHONE = re.compile(
-    r"\b(?P<label>phone|tel|telephone|fax|mobile)(?P<sep>[:.]?\s*)"
-    r"[\d()+][\d ()\-+.]{6,}\d",
-    re.IGNORECASE,
-)
+_LABELLED_PHONE = re.compile(r"\b(?P<label>phone|tel|telephone|fax|mobile)(?P<sep>[:.]?\s*)"
+                             r"[\d()+][\d ()\-+.]{6,}\d", re.IGNORECASE)
 _PERSONAL_HEADERS = re.compile(
     r"^(?P<name>(from|reply-to|sender|return-path|reported-by|reporter|contact|name|phone|"
     r"tel|telephone|address|signed|x-arf-reporter|reporter-name|reporter-email|to|cc|"
     r"original-rcpt-to|removal-recipient|delivered-to|x-original-to)\s*:)(?P<value>.*)$",
-    re.IGNORECASE | re.MULTILINE,
-)
+    re.IGNORECASE | re.MULTILINE)
 # C0/C1 controls and Unicode line separators: a quoted line must not break into an unquoted one.
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
 
@@ -53,9 +49,8 @@ def redact(text: str, keep: tuple[str, ...] = ()) -> str:
     text = _PERSONAL_HEADERS.sub(lambda m: m.group("name") + " [redacted]", text)
     text = _EMAIL.sub(lambda m: m.group(0) if m.group(0) in keep else "[redacted e-mail]", text)
 
-    text = _LABELLED_PHONE.sub(
-        lambda m: m.group("label") + m.group("sep") + "[redacted phone]", text
-    )
+    text = _LABELLED_PHONE.sub(lambda m: m.group("label") + m.group("sep") + "[redacted phone]",
+                               text)
     return _PHONE.sub("[redacted phone]", text)
 
 
@@ -100,9 +95,8 @@ def readable(raw: bytes) -> str:
                 inner = part.get_payload()
                 inner = inner[0] if isinstance(inner, list) and inner else inner
                 if hasattr(inner, "items"):
-                    out.append(
-                        "\n".join(f"{k}: {v}" for k, v in inner.items() if k in _QUOTED_HEADERS)
-                    )
+                    out.append("\n".join(f"{k}: {v}" for k, v in inner.items()
+                                         if k in _QUOTED_HEADERS))
             if sum(len(x) for x in out) > 200_000:
                 break
         return "\n\n".join(x.strip() for x in out if x.strip()) or raw.decode("utf-8", "replace")
@@ -157,19 +151,9 @@ def excerpts(settings, incidents: list, *, redact_personal: bool) -> list[Excerp
         text = sanitise("\n\n".join(chunks), limit)
         if redact_personal:
             text = redact(text, keep=(inc.offender,))
-        out.append(
-            Excerpt(
-                inc.id,
-                inc.rule,
-                inc.source,
-                inc.first_seen,
-                inc.last_seen,
-                sanitise(inc.offender, 200),
-                sanitise(inc.victim, 200),
-                sanitise(inc.summary, 1000),
-                quote(text) if text else "",
-            )
-        )
+        out.append(Excerpt(inc.id, inc.rule, inc.source, inc.first_seen, inc.last_seen,
+                           sanitise(inc.offender, 200), sanitise(inc.victim, 200),
+                           sanitise(inc.summary, 1000), quote(text) if text else ""))
     return out
 
 
@@ -179,18 +163,12 @@ def _environment(template_dir: str) -> jinja2.Environment:
     if template_dir:
         loaders.append(jinja2.FileSystemLoader(template_dir))
     loaders.append(jinja2.FileSystemLoader(str(TEMPLATE_DIR)))
-    env = jinja2.Environment(
-        loader=jinja2.ChoiceLoader(loaders),
-        autoescape=False,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
+    env = jinja2.Environment(loader=jinja2.ChoiceLoader(loaders), autoescape=False,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True,
+                             lstrip_blocks=True, keep_trailing_newline=True)
     env.filters["utc"] = lambda d: d.strftime("%Y-%m-%d %H:%M UTC") if d else "-"
     env.filters["wrap"] = lambda s, width=76: "\n".join(
-        __import__("textwrap").fill(p, width) for p in str(s).split("\n")
-    )
+        __import__("textwrap").fill(p, width) for p in str(s).split("\n"))
     return env
 
 

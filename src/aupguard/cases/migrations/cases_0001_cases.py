@@ -3,7 +3,6 @@
 Revision ID: cases_0001
 Revises:
 """
-
 import sqlalchemy as sa
 from alembic import op
 
@@ -46,12 +45,8 @@ def upgrade() -> None:
     op.create_table(
         "case_events",
         sa.Column("id", ID, primary_key=True),
-        sa.Column(
-            "case_id",
-            ID,
-            sa.ForeignKey("cases.id", name="fk_case_events_case_id_cases"),
-            nullable=False,
-        ),
+        sa.Column("case_id", ID, sa.ForeignKey("cases.id", name="fk_case_events_case_id_cases"),
+                  nullable=False),
         sa.Column("at", UTCDateTime, nullable=False),
         sa.Column("actor", sa.String(200), nullable=False),
         sa.Column("kind", sa.String(50), nullable=False),
@@ -63,12 +58,9 @@ def upgrade() -> None:
     op.create_table(
         "enforcement_orders",
         sa.Column("id", ID, primary_key=True),
-        sa.Column(
-            "case_id",
-            ID,
-            sa.ForeignKey("cases.id", name="fk_enforcement_orders_case_id_cases"),
-            nullable=False,
-        ),
+        sa.Column("case_id", ID,
+                  sa.ForeignKey("cases.id", name="fk_enforcement_orders_case_id_cases"),
+                  nullable=False),
         sa.Column("client_id", sa.String(100), nullable=False),
         sa.Column("kind", sa.String(30), nullable=False),
         sa.Column("action", sa.String(50), nullable=False),
@@ -84,12 +76,9 @@ def upgrade() -> None:
     op.create_table(
         "mandatory_reports",
         sa.Column("id", ID, primary_key=True),
-        sa.Column(
-            "case_id",
-            ID,
-            sa.ForeignKey("cases.id", name="fk_mandatory_reports_case_id_cases"),
-            nullable=False,
-        ),
+        sa.Column("case_id", ID,
+                  sa.ForeignKey("cases.id", name="fk_mandatory_reports_case_id_cases"),
+                  nullable=False),
         sa.Column("authority", sa.String(200), nullable=False),
         sa.Column("report_id", sa.String(200), nullable=False),
         sa.Column("reported_at", UTCDateTime, nullable=False),
@@ -115,12 +104,8 @@ def upgrade() -> None:
     op.create_table(
         "case_evidence",
         sa.Column("id", ID, primary_key=True),
-        sa.Column(
-            "case_id",
-            ID,
-            sa.ForeignKey("cases.id", name="fk_case_evidence_case_id_cases"),
-            nullable=False,
-        ),
+        sa.Column("case_id", ID, sa.ForeignKey("cases.id", name="fk_case_evidence_case_id_cases"),
+                  nullable=False),
         sa.Column("sha256", sa.String(64), nullable=False),
         sa.Column("kind", sa.String(50), nullable=False),
         sa.Column("incident_id", sa.BigInteger, nullable=True),
@@ -146,13 +131,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in (
-        "legal_holds",
-        "case_evidence",
-        "strikes",
-        "mandatory_reports",
-        "enforcement_orders",
-        "case_events",
-        "cases",
-    ):
+    for table in ("legal_holds", "case_evidence", "strikes", "mandatory_reports",
+                  "enforcement_orders", "case_events", "cases"):
         op.drop_table(table)
