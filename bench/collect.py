@@ -166,17 +166,21 @@ class Aupguard:
             stats_file = Path(tmp) / "data" / "flows" / "collector-stats.json"
             # Decoding lags receiving: wait until every datagram is decoded and stored.
             deadline = time.monotonic() + 60
-            st = {}
+            last = None
             while time.monotonic() < deadline:
-                time.sleep(0.5)
+                time.sleep(0.6)  # the stats file is rewritten every 0.5 s
                 try:
                     st = json.loads(stats_file.read_text())
                 except (OSError, ValueError):
                     continue
                 ex = st.get("exporters", {}).get("127.0.0.1", {})
-                if st.get("sockets") and sum(s["datagrams"] for s in st["sockets"]) >= sent \
-                        and st.get("flows_out", 0) >= ex.get("records", 1):
+                received = sum(s["datagrams"] for s in st.get("sockets", []))
+                progress = (received, st.get("flows_out", 0))
+                if received >= sent and st.get("flows_out", 0) >= ex.get("records", 1):
                     break
+                if progress == last:  # nothing moves any more: the rest was lost
+                    break
+                last = progress
             rss = peak_rss_kib(proc.pid)
             proc.send_signal(signal.SIGINT)
             proc.wait(timeout=60)
@@ -332,7 +336,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=3.0, help="length of each trial")
     ap.add_argument("--steps", type=int, default=6, help="trials per collector")
     ap.add_argument("--rcvbuf", type=int, default=None,
-                    help="socket buffer for both (default: net.core.rmem_max)")
+                    help="socket buffer both ask for (default: net.core.rmem_max, which both "
+                    "get; above it only aupguard gets it, through SO_RCVBUFFORCE as root)")
     ap.add_argument("--skip-loops", action="store_true", help="skip the receive-loop comparison")
     args = ap.parse_args()
     if not shutil.which("nfcapd"):
@@ -344,8 +349,9 @@ def main() -> None:
     per = sum(records) / len(records)
     print(f"{len(datagrams):,} NetFlow v{args.version} datagrams from softflowd, "
           f"{sum(records):,} flow records ({per:.1f} per datagram, "
-          f"{sum(map(len, datagrams)) / len(datagrams):.0f} bytes avg); socket buffer "
-          f"{rcvbuf:,} bytes for both collectors; {os.cpu_count()} CPUs", flush=True)
+          f"{sum(map(len, datagrams)) / len(datagrams):.0f} bytes avg); socket buffer asked "
+          f"{rcvbuf:,} bytes by both collectors; {os.cpu_count()} CPUs, load average "
+          f"{os.getloadavg()[0]:.1f}", flush=True)
 
     if not args.skip_loops:
         print("\nreceive loop, draining 20,000 queued datagrams:")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import signal
+import sys
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -267,6 +268,9 @@ def collect_cmd(
         err_console.print(f"note: state store unavailable ({exc}); flows are not enriched")
         store = None
     collector = Collector(settings, store=store)
+    # A dedicated collector process: hand the GIL to the receive thread sooner than
+    # every 5 ms, so a decoding batch cannot keep it from draining the socket.
+    sys.setswitchinterval(0.001)
     done = threading.Event()
 
     def _stop(signum: int, _frame: Any) -> None:

@@ -87,9 +87,8 @@ class _Reassembler:
         offset = ip.offset * 8  # the header field counts 8-byte units
         if key not in self.sets and len(self.sets) >= MAX_FRAGMENT_SETS:
             oldest = next(iter(self.sets))  # drop the oldest incomplete datagram
-            del self.sets[oldest]
+            self.evicted += len(self.sets.pop(oldest))
             self.last.pop(oldest, None)
-            self.evicted += 1
         parts = self.sets.setdefault(key, {})
         parts[offset] = bytes(ip.data) if not isinstance(ip.data, bytes) else ip.data
         if not ip.mf:
@@ -185,8 +184,9 @@ def datagrams(path: Path, ports: frozenset[int] | None = DEFAULT_PORTS,
                         path, exc)
         if progress is not None:
             progress(fh.tell() - last_pos if not fh.closed else 0)
-    if frags.sets or frags.evicted:
-        stats.skipped["incomplete IP fragments"] = len(frags.sets) + frags.evicted
+    held = sum(len(parts) for parts in frags.sets.values()) + frags.evicted
+    if held:
+        stats.skipped["IP fragments never completed"] = held
 
 
 def import_pcap(path: Path, settings: Any, writer: Any = None,
