@@ -118,3 +118,37 @@ def test_sanitise_and_redact_never_leak_control_chars(text):
     assert not any(ord(c) < 32 and c not in "\n\t" for c in out)
     assert all(line.startswith("> ") for line in out.splitlines())
     assert len(out) < 200 * 3 + 100
+
+
+_LOCAL = st.from_regex(r"[a-z][a-z0-9._%+-]{0,20}", fullmatch=True)
+_DOMAIN = st.from_regex(r"[a-z][a-z0-9-]{0,15}\.[a-z]{2,6}", fullmatch=True)
+
+
+@hsettings(max_examples=200, deadline=None)
+@given(st.text(max_size=80), _LOCAL, _DOMAIN, st.text(max_size=80))
+def test_redact_removes_any_complainant_address(before, local, domain, after):
+    address = f"{local}@{domain}"
+    out = notices.redact(f"{before} {address} {after}")
+    assert address not in out
+    assert "[redacted" in out
+
+
+def test_every_cases_setting_round_trips_through_config():
+    from aupguard.cases.config import CaseSettings
+    from aupguard.config import parse_settings
+
+    defaults = CaseSettings().model_dump()
+    parsed = parse_settings({"cases": defaults})
+    assert parsed.cases.model_dump() == defaults
+    assert parsed.cases.restricted_clauses == ["content.csam"]
+    assert parsed.cases.ladders["content.csam"] == ["notice", "suspension", "termination"]
+
+
+def test_bad_ladder_config_is_a_clear_error():
+    from aupguard.config import parse_settings
+    from aupguard.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown step"):
+        parse_settings({"cases": {"ladders": {"mail.spam": ["notice", "nuke"]}}})
+    with pytest.raises(ConfigError, match="port25-block or rate-limit"):
+        parse_settings({"cases": {"default_restriction": "null-route"}})

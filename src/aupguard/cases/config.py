@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 DEFAULT_LADDER = ["notice", "warning", "restriction", "suspension", "termination"]
+STEPS = tuple(DEFAULT_LADDER)
+RESTRICTIONS = ("port25-block", "rate-limit")
 
 
 class CaseSettings(BaseModel):
@@ -91,3 +93,18 @@ class CaseSettings(BaseModel):
     delivery_max_attempts: int = Field(8, ge=1, description="Attempts before a message is marked failed.")
     delivery_backoff_seconds: int = Field(
         60, ge=1, description="First retry delay; doubles after each failed attempt.")
+
+    @model_validator(mode="after")
+    def _check_ladders(self) -> "CaseSettings":
+        for name, ladder in [("default_ladder", self.default_ladder),
+                             *((f"ladders.{k}", v) for k, v in self.ladders.items())]:
+            if not ladder:
+                raise ValueError(f"{name} is empty; give at least one step of {', '.join(STEPS)}")
+            unknown = [step for step in ladder if step not in STEPS]
+            if unknown:
+                raise ValueError(f"{name}: unknown step(s) {unknown}; use {', '.join(STEPS)}")
+        for clause, kind in [*self.restriction_kind.items(), ("default_restriction",
+                                                               self.default_restriction)]:
+            if kind not in RESTRICTIONS:
+                raise ValueError(f"restriction for {clause}: {kind!r}; use {' or '.join(RESTRICTIONS)}")
+        return self
