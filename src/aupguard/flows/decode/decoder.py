@@ -39,6 +39,7 @@ Item = tuple[bytes, str, int]
 PENDING_BYTES_PER_RECORD = 16  # held sets are counted as body bytes / 16 records (template unknown)
 NTP_EPOCH_OFFSET = 2_208_988_800  # seconds from 1900 to 1970
 CHUNK_DATAGRAMS = 2048  # feed_many decodes at most this many datagrams per pass
+V5_CHUNK = 512
 # Bounds on state that hostile or spoofed exporters could otherwise grow without limit.
 MAX_TEMPLATES = 65_536
 MAX_SAMPLERS = 65_536
@@ -188,6 +189,13 @@ class Decoder:
 
     # ------------------------------------------------------------------- v5
     def _decode_v5(self, items: list[Item]) -> list[pa.RecordBatch]:
+        if (
+            len(items) > V5_CHUNK
+        ):  # v5 datagrams are full (30 x 48 bytes): smaller passes stay in cache
+            out: list[pa.RecordBatch] = []
+            for i in range(0, len(items), V5_CHUNK):
+                out += self._decode_v5(items[i : i + V5_CHUNK])
+            return out
         good = [it for it in items if len(it[0]) >= netflow5.HEADER_LEN]
         for it in items:
             if len(it[0]) < netflow5.HEADER_LEN:
