@@ -164,3 +164,19 @@ def test_relay_down_defers_and_disabled_sends_nothing(lite_registry, settings):
 def test_thread_reply_survives_garbage(sqlite_store, settings, raw):
     with sqlite_store.session() as s:
         assert cases.thread_reply(s, raw, settings=settings) is None
+
+
+def test_html_only_reply_is_threaded_as_text(lite_registry, settings):
+    registry = lite_registry
+    add_incident(registry, client="c1")
+    with registry.session() as s:
+        (case,) = cases.ingest_incidents(s, settings)
+        reply = EmailMessage()
+        reply["From"] = "noc@client1.example"
+        reply["To"] = cases.keys.reply_address(settings, case.id)
+        reply["Subject"] = "Re: notice"
+        reply.set_content("<html><script>alert(1)</script><p>Fixed &amp; patched</p></html>",
+                          subtype="html")
+        assert cases.thread_reply(s, reply.as_bytes(), settings=settings).id == case.id
+        (entry,) = [t for t in cases.timeline(s, case.id) if t.kind == "client.reply"]
+        assert entry.text == "Fixed & patched"

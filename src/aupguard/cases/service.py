@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import email
 import email.policy
+import html
 import json
+import re
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -909,7 +911,10 @@ def _token_case(session: Session, settings, token: str) -> CaseRow:
         raise InputError("this link has expired; reply to the notice e-mail instead") from None
     except BadSignature:
         raise InputError("this link is not valid") from None
-    return _row(session, int(data["case"]))
+    row = _row(session, int(data["case"]))
+    while row.merged_into is not None:  # the link of a merged case shows where it lives now
+        row = _row(session, row.merged_into)
+    return row
 
 
 def client_view(session: Session, settings, token: str) -> ClientView:
@@ -957,15 +962,24 @@ def client_reply(session: Session, settings, token: str, text: str) -> TimelineE
                          text=event.text, data=event.data or {})
 
 
+_TAG = re.compile(r"<(script|style)\b.*?</\1\s*>|<[^>]{0,2000}>", re.IGNORECASE | re.DOTALL)
+
+
 def _plain_text(message) -> str:
-    part = message.get_body(preferencelist=("plain",)) if message.is_multipart() else message
+    """The answer's text: the text/plain part, else the HTML part with tags removed
+    (shown as text, never rendered), else a note that there is none."""
+    part = message.get_body(preferencelist=("plain", "html"))
     if part is None:
-        return "(no text part)"
+        return "(no text part; the raw message is kept as evidence)"
     try:
-        return part.get_content() if part.get_content_type().startswith("text/") else "(non-text body)"
-    except (LookupError, UnicodeError, AttributeError):
-        payload = part.get_payload(decode=True) or b""
-        return payload.decode("utf-8", "replace")
+        content = part.get_content()
+    except (LookupError, UnicodeError, AttributeError, KeyError):
+        content = (part.get_payload(decode=True) or b"").decode("utf-8", "replace")
+    if not isinstance(content, str):
+        return "(no text part; the raw message is kept as evidence)"
+    if part.get_content_type() == "text/html":
+        content = html.unescape(_TAG.sub(" ", content))
+    return content
 
 
 def is_case_reply(settings, recipients: list[str]) -> bool:
