@@ -118,6 +118,7 @@ def seed_registry(store, clients: int) -> None:
 
 
 def main() -> int:
+    sys.stdout.reconfigure(line_buffering=True)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--clients", type=int, default=2000)

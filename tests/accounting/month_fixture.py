@@ -68,7 +68,7 @@ def build_month(settings) -> Flows:
     # acme (CDR 1 Gbit/s, limit 100 Mbit/s)
     f.steady("acme", "out", [3356, 64501], 99 * MBIT, d10, 500)        # just under
     f.steady("acme", "out", [174, 64502], 101 * MBIT, d10, 500)        # just over
-    f.steady("acme", "out", [3356, 3356, 64503], 30 * MBIT, d10, 500)  # 3356 over only by the sum
+    f.steady("acme", "out", [3356, 64503], 30 * MBIT, d10, 500)  # 3356 over only by the sum
     f.steady("acme", "in", [2914, 64504], 60 * MBIT, d10, 500)         # in 60 + out 60
     f.steady("acme", "out", [2914, 64504], 60 * MBIT, d10, 500)
     f.steady("acme", "out", [6939, 64599], 1000 * MBIT, d10 + timedelta(days=5), 100)  # burst: 100 bins < 447

@@ -95,3 +95,26 @@ def test_enrich_empty_and_large_vectorised():
     in_google = (v4 >> 8) == (0x08080800 >> 8)
     dst_asn = out.column("dst_asn").to_numpy()
     assert (dst_asn[in_google] == 15169).all() and (dst_asn[~in_google] == 3356).all()
+
+
+from hypothesis import given, settings as hsettings, strategies as st  # noqa: E402
+
+from aupguard.routing.enrich import collapse_prepends  # noqa: E402
+
+
+@hsettings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.lists(st.integers(1, 5), max_size=8)), max_size=20),
+       st.integers(0, 3))
+def test_collapse_prepends_matches_python(paths, cut):
+    arr = pa.array(paths, pa.list_(pa.uint32())).slice(min(cut, len(paths)))
+    want = []
+    for p in arr.to_pylist():
+        want.append(None if p is None else [a for i, a in enumerate(p) if i == 0 or p[i - 1] != a])
+    assert collapse_prepends(arr).to_pylist() == want
+
+
+def test_enrich_collapses_prepends():
+    rib = Rib.from_routes([{"prefix": "8.8.8.0/24", "as_path": [3356, 3356, 3356, 15169, 15169]}])
+    out = enrich(flows([("10.0.0.1", "8.8.8.8")]), rib)
+    assert out.column("dst_as_path").to_pylist() == [[3356, 15169]]
+    assert rib.lookup("8.8.8.8")["as_path"] == [3356, 3356, 3356, 15169, 15169]  # the RIB keeps them

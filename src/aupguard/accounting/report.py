@@ -185,9 +185,11 @@ def asn_report(settings: Settings, store: Store | None, month: str,
             cdr_bps=cdr, limit_bps=limit, share_of_cdr=(p / cdr if cdr else None),
             over=over, verdict=verdict))
     rows.sort(key=lambda x: (x.client_id, -x.p_bps, x.asn))
+    by_client: dict[str, list[AsnRow]] = {}
+    for row in rows:
+        by_client.setdefault(row.client_id, []).append(row)
     summaries = []
-    for cid in sorted({r.client_id for r in rows}):
-        mine = [r for r in rows if r.client_id == cid]
+    for cid, mine in sorted(by_client.items()):
         name, cdr = clients.get(cid, ("", None))
         if cdr is None:
             notes.append(f"client {cid} has no CDR in the registry: its ASNs are listed without a verdict")

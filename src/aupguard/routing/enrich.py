@@ -30,8 +30,26 @@ log = logging.getLogger(__name__)
 ASPATH = pa.list_(pa.uint32())
 
 
+def collapse_prepends(paths: pa.Array | pa.ChunkedArray) -> pa.ListArray:
+    """AS paths with consecutive repeats (prepending) removed, vectorised over the values:
+    accounting charges each AS on the path once."""
+    if isinstance(paths, pa.ChunkedArray):
+        paths = paths.combine_chunks()
+    offsets = np.asarray(paths.offsets)
+    values = np.asarray(paths.values.slice(offsets[0], offsets[-1] - offsets[0]))
+    offsets = offsets - offsets[0]
+    keep = np.ones(len(values), dtype=bool)
+    keep[1:] = values[1:] != values[:-1]
+    keep[offsets[:-1][offsets[:-1] < len(values)]] = True  # every path keeps its first AS
+    kept_before = np.concatenate([[0], np.cumsum(keep)]).astype(np.int32)
+    new_offsets = kept_before[offsets]
+    mask = paths.is_null() if paths.null_count else None
+    return pa.ListArray.from_arrays(pa.array(new_offsets), pa.array(values[keep], pa.uint32()), mask=mask)
+
+
 def route_columns(rib: Rib, addresses: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, pa.Array]:
-    """(origin ASN uint32, 0 = no route; AS path list<uint32>, null = no route) per address."""
+    """(origin ASN uint32, 0 = no route; AS path list<uint32> with prepends collapsed,
+    null = no route) per address."""
     n = len(addresses)
     if len(rib) == 0 or n == 0:
         return pa.array(np.zeros(n, np.uint32)), pa.nulls(n, ASPATH)
@@ -39,9 +57,16 @@ def route_columns(rib: Rib, addresses: pa.Array | pa.ChunkedArray) -> tuple[pa.A
     rows = rib.lookup_hilo(hi, lo)
     origin = np.append(rib.table.column("origin_as").to_numpy(), np.uint32(0))
     asn = pa.array(origin[rows])  # row -1 reads the appended 0
-    paths = rib.table.column("as_path")
     take = pa.array(rows.astype(np.int64), mask=rows < 0)
-    return asn, paths.take(take).combine_chunks() if isinstance(paths, pa.ChunkedArray) else paths.take(take)
+    return asn, _collapsed_paths(rib).take(take)
+
+
+def _collapsed_paths(rib: Rib) -> pa.ListArray:
+    cached = getattr(rib, "_collapsed_paths", None)
+    if cached is None:
+        cached = collapse_prepends(rib.table.column("as_path"))
+        rib._collapsed_paths = cached  # once per snapshot, not per batch
+    return cached
 
 
 def enrich(table: pa.Table, rib: Rib, attribution=None) -> pa.Table:
