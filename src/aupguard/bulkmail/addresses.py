@@ -19,8 +19,8 @@ DOMAIN_RE = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$"
 MAX_LENGTH = 320  # RFC 5321: 64 local + @ + 255 domain
 
 
-def normalise_arrow(values: pa.Array | pa.ChunkedArray) -> pa.Table:
-    """Columns: norm (normalised address), domain, valid (bool)."""
+def normalise_arrow(values: pa.Array | pa.ChunkedArray, with_domain: bool = True) -> pa.Table:
+    """Columns: norm (normalised address), valid (bool), and domain unless not wanted."""
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     values = pc.cast(values, pa.large_string()) if values.type != pa.large_string() else values
@@ -29,6 +29,8 @@ def normalise_arrow(values: pa.Array | pa.ChunkedArray) -> pa.Table:
     norm = pc.utf8_trim_whitespace(norm)
     valid = pc.and_(pc.match_substring_regex(norm, ADDRESS_RE),
                     pc.less_equal(pc.utf8_length(norm), MAX_LENGTH))
+    if not with_domain:
+        return pa.table({"norm": norm, "valid": valid})
     domain = pc.struct_field(pc.extract_regex(norm, r"@(?P<d>[^@]+)$"), [0])
     return pa.table({"norm": norm, "domain": pc.fill_null(domain, ""), "valid": valid})
 

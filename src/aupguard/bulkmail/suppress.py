@@ -155,31 +155,26 @@ class ScreenResult:
         return rows
 
 
+# Each branch is an equi-join on one (kind, hashed) slice of the entries; the
+# domain is the part after the only "@" (valid addresses have exactly one).
 SCREEN_SQL = """
-WITH l AS (SELECT * FROM list WHERE valid),
-hit AS (
-    SELECT l.pos, 'address' AS kind, s.scope, s.source, s.since_ms
-      FROM l JOIN supp s ON s.kind = 'address' AND NOT s.hashed AND s.value = l.norm
-    UNION ALL
-    SELECT l.pos, 'domain', s.scope, s.source, s.since_ms
-      FROM l JOIN supp s ON s.kind = 'domain' AND NOT s.hashed AND s.value = l.domain
-    {hashed}
-)
-SELECT h.pos, any_value(l.raw) AS address, arg_min(h.kind, h.since_ms) AS kind,
-       arg_min(h.scope, h.since_ms) AS scope, arg_min(h.source, h.since_ms) AS source,
-       min(h.since_ms) AS since_ms
-  FROM hit h JOIN l USING (pos)
- GROUP BY h.pos ORDER BY h.pos
+WITH l AS (SELECT pos, norm, split_part(norm, '@', 2) AS domain FROM list WHERE valid)
+SELECT l.pos, 'address' AS kind, s.scope, s.source, s.since_ms
+  FROM l JOIN supp_address s ON s.value = l.norm
+UNION ALL
+SELECT l.pos, 'domain', s.scope, s.source, s.since_ms
+  FROM l JOIN supp_domain s ON s.value = l.domain
+{hashed}
 """
 HASHED_SQL = {
     "address": """
     UNION ALL
     SELECT l.pos, 'address', s.scope, s.source, s.since_ms
-      FROM l JOIN supp s ON s.kind = 'address' AND s.hashed AND s.value = sha256(l.norm)""",
+      FROM l JOIN supp_address_hashed s ON s.value = sha256(l.norm)""",
     "domain": """
     UNION ALL
     SELECT l.pos, 'domain', s.scope, s.source, s.since_ms
-      FROM l JOIN supp s ON s.kind = 'domain' AND s.hashed AND s.value = sha256(l.domain)""",
+      FROM l JOIN supp_domain_hashed s ON s.value = sha256(l.domain)""",
 }
 
 
@@ -189,28 +184,43 @@ def screen_arrow(addresses: pa.Array, suppressions: pa.Table) -> ScreenResult:
 
     if isinstance(addresses, pa.ChunkedArray):
         addresses = addresses.combine_chunks()
-    norm = normalise_arrow(addresses)
+    norm = normalise_arrow(addresses, with_domain=False)
+    raw = pc.fill_null(pc.cast(addresses, pa.large_string()), "")
     listing = pa.table({"pos": pa.array(np.arange(len(addresses), dtype=np.int64)),
-                        "raw": pc.fill_null(pc.cast(addresses, pa.large_string()), ""),
-                        "norm": norm["norm"], "domain": norm["domain"], "valid": norm["valid"]})
-    # Hash the list only for the kinds that have hashed entries (SHA-256 is the costly part).
-    hashed_kinds = set()
-    if suppressions.num_rows:
-        hashed_kinds = set(pc.unique(pc.filter(suppressions["kind"], suppressions["hashed"])).to_pylist())
-    extra = "".join(HASHED_SQL[k] for k in ("address", "domain") if k in hashed_kinds)
+                        "norm": norm["norm"], "valid": norm["valid"]})
     con = duckdb.connect()
+    extra = ""
     try:
         con.register("list", listing)
-        con.register("supp", suppressions)
-        hits = con.sql(SCREEN_SQL.format(hashed=extra)).to_arrow_table()
-        con.register("hits", hits)
-        mailable = con.sql("SELECT norm FROM list ANTI JOIN hits USING (pos) WHERE valid ORDER BY pos"
-                           ).to_arrow_table().column("norm").combine_chunks()
+        for kind in ("address", "domain"):
+            for hashed in (False, True):
+                mask = pc.and_(pc.equal(suppressions["kind"], kind),
+                               suppressions["hashed"] if hashed else pc.invert(suppressions["hashed"]))
+                part = suppressions.filter(mask)
+                con.register(f"supp_{kind}{'_hashed' if hashed else ''}", part)
+                # Hash the list only for kinds with hashed entries (SHA-256 is the costly part).
+                if hashed and part.num_rows:
+                    extra += HASHED_SQL[kind]
+        matches = con.sql(SCREEN_SQL.format(hashed=extra)).to_arrow_table()
     finally:
         con.close()
+    # One row per listed address: its earliest entry (numpy sort, cheaper than GROUP BY
+    # with arg_min over strings in DuckDB).
+    pos = matches["pos"].to_numpy()
+    since = matches["since_ms"].to_numpy()
+    order = np.lexsort((since, pos))
+    _, first = np.unique(pos[order], return_index=True)
+    chosen = matches.take(pa.array(order[first]))
+    hits = pa.table({"pos": chosen["pos"], "address": raw.take(chosen["pos"]),
+                     "kind": chosen["kind"], "scope": chosen["scope"],
+                     "source": chosen["source"], "since_ms": chosen["since_ms"]})
+    blocked = np.zeros(len(addresses), dtype=bool)
+    blocked[hits["pos"].to_numpy()] = True
+    valid = norm["valid"].to_numpy(zero_copy_only=False)
+    mailable = pc.filter(norm["norm"], pa.array(valid & ~blocked))
     invalid_mask = pc.invert(norm["valid"])
-    invalid = pc.sum(pc.cast(invalid_mask, pa.int64())).as_py() or 0
-    samples = pc.filter(listing["raw"], invalid_mask).slice(0, MAX_SAMPLES).to_pylist()
+    invalid = int(len(addresses) - valid.sum())
+    samples = pc.filter(raw, invalid_mask).slice(0, MAX_SAMPLES).to_pylist()
     return ScreenResult(total=len(addresses), invalid=invalid, suppressed=hits, mailable=mailable,
                         invalid_samples=samples)
 
