@@ -6,6 +6,9 @@ import io
 import json
 import tarfile
 
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from sqlalchemy import text
 from typer.testing import CliRunner
 
@@ -172,3 +175,26 @@ def test_cli_workflow(lite_registry, settings, tmp_path):
     assert json.loads(run("cases", "strikes", "c1", "--json"))["active"] == 0
     deliver = runner.invoke(app, ["--config", config, "cases", "deliver"])
     assert deliver.exit_code == 1 and "smtp_enabled" in deliver.output
+
+
+@hsettings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(payload=st.binary(max_size=3000), gz=st.booleans())
+def test_verify_export_rejects_garbage_without_crashing(tmp_path, payload, gz):
+    import gzip
+
+    path = tmp_path / "x.tar.gz"
+    path.write_bytes(gzip.compress(payload) if gz else payload)
+    result = cases.verify_export(path)
+    assert not result.ok and result.problems
+
+
+def test_verify_export_rejects_wrong_shapes(tmp_path):
+    for manifest, signature in ((b"[]", b"{}"), (b'{"files": []}', b"{}"), (b"\xff", b"{}")):
+        path = tmp_path / "shape.tar.gz"
+        with tarfile.open(path, "w:gz") as tar:
+            for name, data in (("manifest.json", manifest), ("signature.json", signature)):
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        result = cases.verify_export(path)
+        assert not result.ok and result.problems

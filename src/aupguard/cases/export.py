@@ -18,6 +18,7 @@ import io
 import json
 import tarfile
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,8 @@ from aupguard.store.types import utcnow
 
 FORMAT = "aupguard-case-export/1"
 MAX_MEMBER = 256 * 1024 * 1024
+MAX_TOTAL = 2 * 1024 * 1024 * 1024  # a hostile archive must not exhaust memory while checked
+MAX_MEMBERS = 100_000
 
 
 def _rows(rows) -> list[dict[str, Any]]:
@@ -161,21 +164,34 @@ def verify_export(path: str | Path, settings=None) -> ExportCheck:
         check.problems.append(f"not a readable archive: {exc}")
         return check
     contents: dict[str, bytes] = {}
-    with tar:
-        for info in tar.getmembers():
-            if not info.isfile() or info.size > MAX_MEMBER or info.name in contents:
-                check.problems.append(f"unexpected member {info.name!r}")
-                continue
-            fh = tar.extractfile(info)
-            contents[info.name] = fh.read() if fh else b""
+    total = 0
+    try:
+        with tar:
+            for count, info in enumerate(tar):  # streamed: never extracted to disk
+                if count >= MAX_MEMBERS or total + info.size > MAX_TOTAL:
+                    check.problems.append("archive too large to be an aupguard export")
+                    return check
+                if not info.isfile() or info.size > MAX_MEMBER or info.name in contents:
+                    check.problems.append(f"unexpected member {info.name[:200]!r}")
+                    continue
+                total += info.size
+                fh = tar.extractfile(info)
+                contents[info.name] = fh.read() if fh else b""
+    except (OSError, EOFError, tarfile.TarError, zlib.error) as exc:
+        check.problems.append(f"archive is damaged: {exc}")
+        return check
     manifest_raw, sig_raw = contents.pop("manifest.json", None), contents.pop("signature.json", None)
     if manifest_raw is None or sig_raw is None:
         check.problems.append("manifest.json or signature.json missing")
         return check
     try:
         manifest, sig = json.loads(manifest_raw), json.loads(sig_raw)
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         check.problems.append(f"manifest or signature is not JSON: {exc}")
+        return check
+    if not isinstance(manifest, dict) or not isinstance(sig, dict) or not isinstance(
+            manifest.get("files", {}), dict):
+        check.problems.append("manifest or signature has the wrong shape")
         return check
     check.method, check.case_id = sig.get("method", ""), manifest.get("case_id")
     if check.method == "ed25519":
