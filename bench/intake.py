@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import email
-import mailbox
 import random
 import re
 import resource
@@ -89,11 +88,13 @@ def vary(raw: bytes, rng: random.Random, n: int) -> bytes:
 def build_maildir(root: Path, count: int, seed: int = 7) -> Path:
     rng = random.Random(seed)
     pool = templates()
-    box = mailbox.Maildir(root / "maildir", create=True)
-    for n in range(count):
+    box = root / "maildir"
+    for sub in ("tmp", "new", "cur"):
+        (box / sub).mkdir(parents=True, exist_ok=True)
+    for n in range(count):   # plain writes: a Maildir is just files in new/
         _, raw = pool[n % len(pool)]
-        box.add(vary(raw, rng, n))
-    return root / "maildir"
+        (box / "new" / f"{n:08d}.bench.localhost").write_bytes(vary(raw, rng, n))
+    return box
 
 
 def seed_registry(store, clients: int) -> None:

@@ -5,11 +5,23 @@ from __future__ import annotations
 import imaplib
 import mailbox
 from collections.abc import Iterator
+from functools import lru_cache
 from pathlib import Path
 
 from aupguard.errors import InputError
 
 SKIP_SUFFIXES = {".md", ".py", ".pyc", ".toml"}
+
+
+@lru_cache(maxsize=8)
+def _maildir(path: Path) -> mailbox.Maildir:
+    # One object per folder: each new Maildir object rescans the whole folder.
+    return mailbox.Maildir(path, factory=None, create=False)
+
+
+@lru_cache(maxsize=8)
+def _mbox(path: Path) -> mailbox.mbox:
+    return mailbox.mbox(path, factory=None, create=False)
 
 
 def _is_maildir(path: Path) -> bool:
@@ -28,8 +40,8 @@ def sources(path: Path) -> list[tuple[str, Path, str | None]]:
         raise InputError(f"{path} does not exist")
     if path.is_dir():
         if _is_maildir(path):
-            box = mailbox.Maildir(path, factory=None, create=False)
-            return [("maildir", path, key) for key in sorted(box.keys())]
+            _maildir.cache_clear()
+            return [("maildir", path, key) for key in sorted(_maildir(path).keys())]
         found = []
         for child in sorted(p for p in path.rglob("*") if p.is_file()):
             if child.suffix.lower() in SKIP_SUFFIXES or child.name.startswith("."):
@@ -39,16 +51,16 @@ def sources(path: Path) -> list[tuple[str, Path, str | None]]:
             found.extend(sources(child))
         return found
     if _is_mbox(path):
-        box = mailbox.mbox(path, factory=None, create=False)
-        return [("mbox", path, key) for key in box.keys()]
+        _mbox.cache_clear()
+        return [("mbox", path, key) for key in _mbox(path).keys()]
     return [("file", path, None)]
 
 
 def read_source(kind: str, path: Path, key) -> tuple[bytes, str]:
     if kind == "maildir":
-        return mailbox.Maildir(path, factory=None, create=False).get_bytes(key), ""
+        return _maildir(path).get_bytes(key), ""
     if kind == "mbox":
-        return mailbox.mbox(path, factory=None, create=False).get_bytes(key), ""
+        return _mbox(path).get_bytes(key), ""
     return path.read_bytes(), path.name
 
 
