@@ -98,4 +98,4 @@ def test_figures_match_the_generated_traffic(e2e):
     assert found["spam_fanout"]["hosts"] == 40
     assert found["mail_bombing"]["sessions"] == 120
     assert found["brute_force"]["sessions"] == 30 and found["brute_force"]["per_host"] == 30
-    assert found["c2_contact"]["flows"] == 3
+    assert found["c2_contact"]["flows"] == 6   # 3 sessions, both directions
