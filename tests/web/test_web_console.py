@@ -250,3 +250,12 @@ def test_merge_split_priority_and_export(client, world, web_store, web_settings)
     assert bundle.status_code == 200 and bundle.headers["content-type"] == "application/gzip"
     with tarfile.open(fileobj=io.BytesIO(bundle.content), mode="r:gz") as tar:
         assert {"case.json", "timeline.json", "incidents.json"} <= set(tar.getnames())
+
+
+def test_read_only_sees_no_action_forms(client, world):
+    login(client, world.users["read-only"])
+    page = client.get(f"/cases/{world.case_id}").text
+    assert "Next mail to the client" in page and 'id="timeline"' in page
+    for marker in ('id="send-notice"', 'id="escalate"', 'id="add-note"', "/merge", "/report"):
+        assert marker not in page, marker
+    assert 'action="/intake/' not in client.get("/intake").text

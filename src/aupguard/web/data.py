@@ -66,10 +66,12 @@ def _restrict_incident(settings, row: dict[str, Any]) -> dict[str, Any]:
 # --- cases -------------------------------------------------------------------
 
 def list_cases(session: Session, settings, who: Principal, *, status: str | None = None,
-               client_id: str | None = None, clause_id: str | None = None) -> list[dict]:
+               client_id: str | None = None, clause_id: str | None = None,
+               limit: int = 1000) -> list[dict]:
     rows = func("cases", "list_cases")(session, status=status or None, client_id=client_id or None,
                                        clause_id=clause_id or None,
-                                       restricted_ok=who.sees_restricted, settings=settings)
+                                       restricted_ok=who.sees_restricted, settings=settings,
+                                       limit=limit)
     cases = [plain(r) for r in rows]
     if not who.sees_restricted:  # defence in depth: never rely on the stage alone
         cases = [c for c in cases if not is_restricted(settings, c)]
@@ -395,15 +397,15 @@ def dashboard(session: Session, settings, who: Principal, days: int = 14,
     since = (now - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
     out: dict[str, Any] = {"missing": []}
     try:
-        cases = list_cases(session, settings, who)
+        cases = list_cases(session, settings, who, limit=100_000)
         open_cases = [c for c in cases if c.get("status") not in CLOSED_STATUSES]
         out["open_by_clause"] = Counter(c.get("clause_id", "?") for c in open_cases).most_common()
         out["open_cases"] = len(open_cases)
     except StageUnavailable:
         out["open_by_clause"], out["open_cases"] = None, None
         out["missing"].append("cases")
-    incidents = list_incidents(session, settings, who, since=since, limit=100_000)
-    per_day = Counter(i["last_seen"][:10] for i in incidents if i.get("last_seen"))
+    incidents = _incident_facts(session, settings, who, since)
+    per_day = Counter(i["last_seen"][:10] for i in incidents)
     out["incidents_per_day"] = [((since + timedelta(days=d)).date().isoformat(),
                                  per_day.get((since + timedelta(days=d)).date().isoformat(), 0))
                                 for d in range(days)]
@@ -411,6 +413,19 @@ def dashboard(session: Session, settings, who: Principal, days: int = 14,
                                  if i.get("client_id")).most_common(10)
     out["unattributed"] = sum(1 for i in incidents if not i.get("client_id"))
     return out
+
+
+def _incident_facts(session: Session, settings, who: Principal, since: datetime) -> list[dict]:
+    """Only the three columns the dashboard counts (not the evidence JSON of every row)."""
+    from sqlalchemy import select
+
+    from aupguard.incidents import IncidentRow
+
+    hidden = set() if who.sees_restricted else restricted_clauses(settings)
+    rows = session.execute(select(IncidentRow.last_seen, IncidentRow.client_id,
+                                  IncidentRow.clause_id).where(IncidentRow.last_seen >= since))
+    return [{"last_seen": at.isoformat(), "client_id": client}
+            for at, client, clause in rows if clause not in hidden]
 
 
 def flow_rate(settings, samples: list[tuple[float, int]]) -> dict[str, Any] | None:
