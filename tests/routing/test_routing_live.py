@@ -13,6 +13,7 @@ from aupguard.routing.speaker import BgpSpeaker, parse_as_path
 from .bgp_lab import free_port, speaker_settings, wait_for
 
 OURS, THEIRS = 65000, 4200000010
+FAMILIES = ["ipv4 unicast", "ipv6 unicast", "ipv4 flow"]
 
 
 @pytest.fixture
@@ -20,10 +21,10 @@ def peers(tmp_path):
     our_port, their_port = free_port("127.0.0.1"), free_port("127.0.0.3")
     ours = BgpSpeaker(speaker_settings(
         tmp_path / "ours", "127.0.0.1", our_port, OURS,
-        [Neighbour(address="127.0.0.3", peer_as=THEIRS, passive=True)]))
+        [Neighbour(address="127.0.0.3", peer_as=THEIRS, passive=True, families=FAMILIES)]))
     theirs = BgpSpeaker(speaker_settings(
         tmp_path / "theirs", "127.0.0.3", their_port, THEIRS,
-        [Neighbour(address="127.0.0.1", peer_as=OURS, port=our_port)]))
+        [Neighbour(address="127.0.0.1", peer_as=OURS, port=our_port, families=FAMILIES)]))
     try:
         ours.start()
         theirs.start()
@@ -70,6 +71,15 @@ def test_announce_and_withdraw_reach_lookups(peers):
     assert _time_until(lambda: ours.lookup("2001:db8:f00::1") is None, 1.0) is not None
     assert len(ours.rib) == 1
     assert ours.rib.errors == 0
+
+    # FlowSpec through the same API (what the detection stage's mitigation sends)
+    rule = "flow route { match { destination 192.0.2.1/32; protocol udp; source-port =123; } then { discard; } }"
+    theirs.announce(rule)
+    assert wait_for(lambda: ours.rib.flows, 5), "FlowSpec rule not received"
+    (peer, text), = ours.rib.flows.keys()
+    assert peer == "127.0.0.3" and "192.0.2.1/32" in text and "123" in text
+    theirs.withdraw(rule)
+    assert wait_for(lambda: not ours.rib.flows, 5)
 
 
 def test_as_path_json_forms():

@@ -71,11 +71,19 @@ def _communities(attr: dict) -> list[str]:
     return out
 
 
+def _flow_key(entry: Any) -> str:
+    if isinstance(entry, dict):
+        return str(entry.get("string") or json.dumps(entry, sort_keys=True))
+    return str(entry)
+
+
 class LiveRib:
     """Routes learnt over BGP: (peer, prefix, path id) -> route; a :class:`Rib` on demand."""
 
     def __init__(self) -> None:
         self._routes: dict[tuple[str, str, int], dict[str, Any]] = {}
+        # FlowSpec rules heard, by (peer, ExaBGP's text form of the rule)
+        self.flows: dict[tuple[str, str], dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._version = 0
         self._built: tuple[int, Rib] | None = None
@@ -95,7 +103,11 @@ class LiveRib:
                 return
             update = neighbor.get("message", {}).get("update", {})
             attr = update.get("attribute", {})
-            for _family, entries in (update.get("withdraw") or {}).items():
+            for family, entries in (update.get("withdraw") or {}).items():
+                if "flow" in family:
+                    for e in entries:
+                        self.flows.pop((peer, _flow_key(e)), None)
+                    continue
                 for e in entries:
                     nlri = e.get("nlri") if isinstance(e, dict) else e
                     pid = int(e.get("path-information", 0) or 0) if isinstance(e, dict) and str(e.get("path-information", "0")).isdigit() else 0
@@ -103,7 +115,12 @@ class LiveRib:
                     self._version += 1
             path, text = parse_as_path(attr.get("as-path", []))
             communities = _communities(attr)
-            for _family, by_nexthop in (update.get("announce") or {}).items():
+            for family, by_nexthop in (update.get("announce") or {}).items():
+                if "flow" in family:
+                    for entries in by_nexthop.values():
+                        for e in entries:
+                            self.flows[(peer, _flow_key(e))] = {"rule": e, "attribute": attr, "peer": peer}
+                    continue
                 for next_hop, entries in by_nexthop.items():
                     for e in entries:
                         nlri = e.get("nlri") if isinstance(e, dict) else e
@@ -122,6 +139,8 @@ class LiveRib:
         stale = [k for k in self._routes if k[0] == peer]
         for k in stale:
             del self._routes[k]
+        for k in [k for k in self.flows if k[0] == peer]:
+            del self.flows[k]
         if stale:
             self._version += 1
 
