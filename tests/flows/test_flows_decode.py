@@ -437,3 +437,19 @@ def test_sflow_sampled_ipv4_record_and_sequence_gaps():
     dec.feed(B.sflow([], seq=11), EXP, 0)
     dec.feed(B.sflow([], seq=15), EXP, 0)
     assert dec.stats[EXP].sequence_gaps == 3
+
+
+def test_dual_stack_template_picks_the_family_in_use_per_record():
+    dec = Decoder()
+    t = B.flowset(
+        2, B.ipfix_template(256, [(8, 4), (12, 4), (27, 16), (28, 16), (15, 4), (62, 16)])
+    )
+    z4, z6 = B.v4("0.0.0.0"), bytes(16)
+    r4 = B.v4("10.0.0.1") + B.v4("10.0.0.2") + z6 + z6 + B.v4("10.0.0.254") + z6
+    r6 = z4 + z4 + B.v6("2001:db8::1") + B.v6("2001:db8::2") + z4 + B.v6("2001:db8::fe")
+    out = rows(dec.feed(B.ipfix([t, B.flowset(256, r4 + r6)]), EXP, 0))
+    got = [tuple(format_address(r[k]) for k in ("src_addr", "dst_addr", "next_hop")) for r in out]
+    assert got == [
+        ("10.0.0.1", "10.0.0.2", "10.0.0.254"),
+        ("2001:db8::1", "2001:db8::2", "2001:db8::fe"),
+    ]

@@ -666,13 +666,16 @@ class Decoder:
             return as_uint(recs, *c[ie]) if ie in c else None
 
         def addr(ies4: tuple[int, ...], ies6: tuple[int, ...]) -> np.ndarray | None:
-            for ie in ies4:
-                if ie in c and c[ie][1] == 4:
-                    return u32_to_addr16(recs[c[ie][0]])
-            for ie in ies6:
-                if ie in c and c[ie][1] == 16:
-                    return recs[c[ie][0]]
-            return None
+            a4 = next((recs[c[ie][0]] for ie in ies4 if ie in c and c[ie][1] == 4), None)
+            a6 = next((recs[c[ie][0]] for ie in ies6 if ie in c and c[ie][1] == 16), None)
+            if a4 is None:
+                return a6
+            mapped = u32_to_addr16(a4)
+            if a6 is None:
+                return mapped
+            # dual-stack templates (Juniper, Cisco) carry both; the unused family is zero
+            use6 = (a4 == 0) & a6.any(axis=1)
+            return np.where(use6[:, None], a6, mapped) if use6.any() else mapped
 
         cols: dict[str, np.ndarray] = {
             "flow_version": np.uint8(version),
