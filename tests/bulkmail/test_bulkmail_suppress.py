@@ -129,7 +129,7 @@ def test_read_address_files(tmp_path):
         read_address_file(tmp_path / "missing.txt")
 
 
-@hsettings(max_examples=40, deadline=None)
+@hsettings(max_examples=15, deadline=None)
 @given(st.lists(st.text(max_size=40), max_size=20))
 def test_normalise_and_hash_agree_with_scalar(values):
     table = normalise_arrow(pa.array(values, pa.large_string()))
