@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import os
 import random
 import shutil
 import socket
@@ -80,10 +81,13 @@ def main() -> None:
             resolver="127.0.0.1", resolver_port=port, timeout=2.0, retries=2,
             zones=[DnsblZone(name=z, rate=args.rate, concurrency=args.concurrency) for z in ZONES])
 
-        start = time.perf_counter()
+        print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+        start, cpu = time.perf_counter(), time.process_time()
         with store.session() as s:
             report = check(s, settings, now=datetime.now(timezone.utc))
         seconds = time.perf_counter() - start
+        print(f"  cpu time of aupguard: {time.process_time() - cpu:.1f} s; "
+              f"load average now {os.getloadavg()[0]:.1f}")
         expected = sum(len(v) for v in listed.values())
         print(f"monitor: {report.addresses:,} addresses x {len(ZONES)} zones = {report.queries:,} queries "
               f"in {seconds:.1f} s ({report.queries / seconds:,.0f} q/s; DNS phase {report.seconds:.1f} s)")
