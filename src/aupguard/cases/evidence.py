@@ -154,6 +154,48 @@ def iter_blobs(settings):
                     yield path.name
 
 
+# --- references from other stages ------------------------------------------------------
+
+_INTAKE_REF = re.compile(r"^raw/[0-9a-f]{2}/[0-9a-f]{2}/([0-9a-f]{64})\.eml$")
+
+
+def ref_of(item: Any) -> str | None:
+    """The SHA-256 an incident evidence item refers to: ``{"sha256": ...}`` (this store) or
+    intake's ``{"raw_ref": "raw/ab/cd/<sha256>.eml"}``; None for inline samples."""
+    if not isinstance(item, dict):
+        return None
+    sha = item.get("sha256")
+    if isinstance(sha, str) and _SHA.match(sha.lower()):
+        return sha.lower()
+    raw_ref = item.get("raw_ref")
+    if isinstance(raw_ref, str):
+        match = _INTAKE_REF.match(raw_ref)
+        if match:
+            return match.group(1)
+    return None
+
+
+def adopt(settings, item: Any) -> str | None:
+    """Make sure the blob an item refers to is in this store; intake's raw messages are
+    copied in (verified against their hash) so holds, exports and retention cover them."""
+    sha = ref_of(item)
+    if sha is None or blob_path(settings, sha).exists():
+        return sha
+    raw_ref = item.get("raw_ref") if isinstance(item, dict) else None
+    if not isinstance(raw_ref, str) or not _INTAKE_REF.match(raw_ref):
+        return sha  # referenced but absent: the case records the hash; the notice says so
+    source = Path(settings.data_dir) / "intake" / raw_ref
+    try:
+        data = source.read_bytes()
+    except OSError:
+        return sha
+    if hashlib.sha256(data).hexdigest() != sha:
+        return sha  # a corrupt raw copy is not adopted as evidence
+    meta = {k: item[k] for k in ("reference", "event_id", "kind") if k in item}
+    put(settings, data, str(item.get("kind") or "complaint"), {"source": "intake", **meta})
+    return sha
+
+
 # --- legal hold -------------------------------------------------------------------------
 
 def place_hold(session: Session, sha256: str, *, until: datetime | None, reason: str,

@@ -136,12 +136,14 @@ def excerpts(settings, incidents: list, *, redact_personal: bool) -> list[Excerp
         for item in inc.evidence or []:
             if not isinstance(item, dict):
                 continue
-            sha = item.get("sha256")
+            sha = evidence_store.ref_of(item)
             if sha and len(chunks) < 2:
                 try:
                     raw = evidence_store.get(settings, sha)
                 except Exception:  # deleted by retention or corrupt: say so, never fail the notice
-                    chunks.append(f"[evidence {sha} no longer available]")
+                    fallback = item.get("excerpt")
+                    chunks.append(str(fallback) if isinstance(fallback, str) and fallback
+                                  else f"[evidence {sha} no longer available]")
                     continue
                 chunks.append(readable(raw))
             elif not sha and len(samples) < MAX_SAMPLES_PER_INCIDENT:

@@ -327,13 +327,12 @@ def _attach(session: Session, settings, row: CaseRow, inc: IncidentRow, actor: s
     sha = evidence.put(settings, blob, "incident", {"incident_id": inc.id, "case_id": row.id})
     _link_evidence(session, settings, row, sha, "incident", len(blob), inc.id, actor)
     for item in inc.evidence or []:
-        if isinstance(item, dict) and isinstance(item.get("sha256"), str):
-            try:
-                info = evidence.info(settings, item["sha256"])
-            except AupguardError:
-                continue  # not a SHA-256: a producer's own field, not a store reference
-            _link_evidence(session, settings, row, info.sha256, str(item.get("kind") or info.kind),
-                           info.size, inc.id, actor)
+        ref = evidence.adopt(settings, item)
+        if ref is None:
+            continue  # an inline sample (flow record): kept in the incident snapshot
+        info = evidence.info(settings, ref)
+        _link_evidence(session, settings, row, ref, str(item.get("kind") or info.kind),
+                       info.size, inc.id, actor)
     text = "incident attached" if row.restricted else f"incident #{inc.id}: {inc.summary or inc.rule}"
     _event(session, row, actor, "incident", text[:1000],
            data={"incident_id": inc.id, "rule": inc.rule, "source": inc.source,
@@ -571,7 +570,8 @@ def _render(session: Session, settings, row: CaseRow, step: str,
         # Belt and braces: the restricted template withholds evidence; refuse any that shows some.
         for inc in _incidents(session, row.id):
             for item in inc.evidence or []:
-                if isinstance(item, dict) and item.get("sha256") and item["sha256"] in rendered.body:
+                ref = evidence.ref_of(item)
+                if ref and ref in rendered.body:
                     raise AupguardError("refusing to send: the notice template quotes evidence of "
                                         "a restricted case")
     serial = session.execute(select(func.count()).select_from(CaseEventRow).where(
