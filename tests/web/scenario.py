@@ -4,7 +4,7 @@ the way production builds them (a complaint finding -> incident -> cases.ingest_
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from aupguard.web import auth
 
@@ -12,7 +12,7 @@ PASSWORD = "correct horse battery staple"
 ROLES = ("read-only", "analyst", "legal", "admin")
 # A complaint body carrying markup: it must reach the browser as text, never as HTML.
 HOSTILE = '<script>document.title="pwned"</script><img src=x onerror=alert(1)>'
-T0 = datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 
 
 @dataclass

@@ -7,12 +7,11 @@ header on changes. Errors are ``{"detail": "..."}`` with 400/401/403/404/409/503
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
-
 import shutil
 import tempfile
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
 from fastapi.responses import FileResponse

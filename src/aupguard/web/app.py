@@ -120,13 +120,18 @@ def _with_bearer_scheme(app: FastAPI) -> None:
     app.openapi = schema  # type: ignore[method-assign]
 
 
+VIEW_API = Depends(requires(Perm.VIEW))
+VIEW_PAGE = Depends(requires(Perm.VIEW, html=True))
+METRICS = Depends(requires(Perm.METRICS))
+
+
 def _docs_routes(app: FastAPI, have_swagger: bool) -> None:
     @app.get("/openapi.json", include_in_schema=False)
-    def openapi(who: Principal = Depends(requires(Perm.VIEW))) -> JSONResponse:
+    def openapi(who: Principal = VIEW_API) -> JSONResponse:
         return JSONResponse(app.openapi())
 
     @app.get("/docs", include_in_schema=False, response_class=HTMLResponse)
-    def docs(request: Request, who: Principal = Depends(requires(Perm.VIEW, html=True))):
+    def docs(request: Request, who: Principal = VIEW_PAGE):
         return app.state.templates.TemplateResponse(
             request, "docs.html", {"have_swagger": have_swagger, "who": who,
                                    "routes": _api_summary(app)})
@@ -144,7 +149,7 @@ def _api_summary(app: FastAPI) -> list[dict]:
 
 def _metrics_route(app: FastAPI) -> None:
     @app.get("/metrics", include_in_schema=False)
-    def metrics(who: Principal = Depends(requires(Perm.METRICS))) -> Response:
+    def metrics(who: Principal = METRICS) -> Response:
         body, content_type = app.state.metrics.render()
         return Response(body, media_type=content_type)
 

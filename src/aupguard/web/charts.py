@@ -25,13 +25,11 @@ def bar_chart(points: Sequence[tuple[str, int | float]], *, title: str, width: i
     top = max(v for _, v in points) or 1
     slot = plot_w / len(points)
     bar_w = max(2.0, slot * 0.7)
-    parts = [f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" '
-             f'width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">',
-             f"<title>{escape(title)}</title>",
-             f'<line class="axis" x1="{pad_l}" y1="{pad_t + plot_h}" x2="{width - 8}" '
-             f'y2="{pad_t + plot_h}"/>',
-             f'<text class="tick" x="{pad_l - 4}" y="{pad_t + 8}" text-anchor="end">'
-             f"{escape(_fmt(top))}</text>",
+    parts = [_svg_open(width, height), f"<title>{escape(title)}</title>",
+             (f'<line class="axis" x1="{pad_l}" y1="{pad_t + plot_h}" x2="{width - 8}" '
+              f'y2="{pad_t + plot_h}"/>'),
+             (f'<text class="tick" x="{pad_l - 4}" y="{pad_t + 8}" text-anchor="end">'
+              f"{escape(_fmt(top))}</text>"),
              f'<text class="tick" x="{pad_l - 4}" y="{pad_t + plot_h}" text-anchor="end">0</text>']
     label_every = max(1, len(points) // 8)
     for i, (label, value) in enumerate(points):
@@ -51,9 +49,7 @@ def _horizontal(points: Sequence[tuple[str, int | float]], *, title: str, width:
     row_h, label_w = 22, 180
     height = row_h * len(points) + 8
     top = max(v for _, v in points) or 1
-    parts = [f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" '
-             f'width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">',
-             f"<title>{escape(title)}</title>"]
+    parts = [_svg_open(width, height), f"<title>{escape(title)}</title>"]
     for i, (label, value) in enumerate(points):
         y = 4 + i * row_h
         w = (width - label_w - 60) * (value / top)
@@ -68,5 +64,10 @@ def _horizontal(points: Sequence[tuple[str, int | float]], *, title: str, width:
     return Markup("".join(parts))
 
 
-def _fmt(value: int | float) -> str:
+def _svg_open(width: int, height: int) -> str:
+    return (f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" width="{width}" '
+            f'height="{height}" xmlns="http://www.w3.org/2000/svg">')
+
+
+def _fmt(value: float) -> str:
     return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"

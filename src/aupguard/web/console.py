@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote, urlparse
 
+import typer
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
@@ -258,7 +259,7 @@ def case_merge(request: Request, case_id: int, source_ids: str = Form(..., max_l
 
 
 @router.post("/cases/{case_id}/split")
-def case_split(request: Request, case_id: int, incident_ids: list[int] = Form(...),
+def case_split(request: Request, case_id: int, incident_ids: Annotated[list[int], Form()],
                who: Principal = WORK) -> Response:
     try:
         new = _in_tx(request, lambda s, st: data.case_action(s, st, who, case_id, "split",
@@ -286,7 +287,7 @@ def case_report(request: Request, case_id: int, authority: str = Form(..., max_l
                 who: Principal = LEGAL) -> Response:
     try:
         when = parse_time(at) if at.strip() else utcnow()
-    except Exception:
+    except (ValueError, typer.BadParameter):
         return back(request, f"/cases/{case_id}", f"{at!r} is not an ISO-8601 time", "error")
     return _case_action(request, who, case_id, "report", "Mandatory report recorded.",
                         authority=authority, report_id=report_id, at=when)
@@ -421,7 +422,7 @@ def policy_page(request: Request, clause_id: str = Query("", max_length=100), at
             try:
                 when = parse_time(at) if at else utcnow()
                 page["clause"] = data.clause_at(s, clause_id, when)
-            except Exception as exc:  # shown on the page: bad time, unknown clause
+            except (ValueError, typer.BadParameter, *ACTION_ERRORS) as exc:  # bad time, no clause
                 page["error"] = str(exc)
         return page
 

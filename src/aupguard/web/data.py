@@ -10,7 +10,7 @@ for everyone, legal included.
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -360,7 +360,7 @@ def asn_report(settings, store, *, client_id: str | None = None,
     Runs outside any open transaction: the report reads the Parquet flow store
     with DuckDB and opens its own short session for the registry.
     """
-    month = month or datetime.now(timezone.utc).strftime("%Y-%m")
+    month = month or datetime.now(UTC).strftime("%Y-%m")
     report = func("accounting", "asn_report")(settings, store, month, client_id=client_id or None)
     return plain(report)
 
@@ -393,7 +393,7 @@ def audit_verify(session: Session) -> dict[str, Any]:
 
 def dashboard(session: Session, settings, who: Principal, days: int = 14,
               now: datetime | None = None) -> dict[str, Any]:
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     since = (now - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
     out: dict[str, Any] = {"missing": []}
     try:
