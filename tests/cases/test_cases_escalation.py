@@ -122,7 +122,8 @@ def test_deadlines_respect_settings_and_client_answers(registry, settings):
         assert cases.run_deadlines(s, settings, now + timedelta(days=30)) == []
 
 
-def test_periodic_round_groups_escalates_and_reports(registry, settings):
+def test_periodic_round_groups_escalates_and_reports(lite_registry, settings):
+    registry = lite_registry
     settings.cases.auto_first_notice = True
     add_incident(registry, clause="mail.relay", client="c1")
     add_incident(registry, clause="mail.relay", client="c1", at=T0 + timedelta(hours=2))
