@@ -175,6 +175,14 @@ def test_cli_workflow(lite_registry, settings, tmp_path):
     assert json.loads(run("cases", "strikes", "c1", "--json"))["active"] == 0
     deliver = runner.invoke(app, ["--config", config, "cases", "deliver"])
     assert deliver.exit_code == 1 and "smtp_enabled" in deliver.output
+    sweep = json.loads(run("cases", "evidence-check", "--json"))
+    assert sweep["checked"] >= 1 and sweep["corrupt"] == []
+    (item,) = shown["evidence"]
+    blob = evidence.blob_path(settings, item["sha256"])
+    blob.chmod(0o644)
+    blob.write_bytes(b"swapped")
+    bad_sweep = runner.invoke(app, ["--config", config, "cases", "evidence-check"])
+    assert bad_sweep.exit_code == 1 and item["sha256"] in bad_sweep.output
 
 
 @hsettings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

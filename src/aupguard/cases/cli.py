@@ -380,6 +380,23 @@ def register(root: typer.Typer) -> None:
             console.print(f"examined {rep.examined}: deleted {len(rep.deleted)}, kept under hold "
                           f"{len(rep.kept_held)}, kept (young) {rep.kept_young}")
 
+    @app.command("evidence-check")
+    def evidence_check(ctx: typer.Context,
+                       as_json: bool = typer.Option(False, "--json", help="JSON output.")):
+        """Re-hash every evidence blob; exit 1 if any no longer matches its hash."""
+        from aupguard.cases import evidence
+
+        rep = evidence.sweep(state(ctx).settings)
+        if as_json:
+            print_json(rep)
+        elif rep.corrupt:
+            for sha in rep.corrupt:
+                console.print(f"[red]corrupt[/]: {sha}")
+        else:
+            console.print(f"[green]evidence intact[/]: {rep.checked} blobs")
+        if rep.corrupt:
+            raise typer.Exit(1)
+
     @audit_app.command("verify")
     def audit_verify(ctx: typer.Context,
                      as_json: bool = typer.Option(False, "--json", help="JSON output.")):

@@ -154,6 +154,22 @@ def iter_blobs(settings):
                     yield path.name
 
 
+@dataclass
+class SweepReport:
+    checked: int = 0
+    corrupt: list[str] = field(default_factory=list)
+
+
+def sweep(settings) -> SweepReport:
+    """Re-hash every blob in the store; list those whose content no longer matches."""
+    report = SweepReport()
+    for sha in iter_blobs(settings):
+        report.checked += 1
+        if not verify(settings, sha):
+            report.corrupt.append(sha)
+    return report
+
+
 # --- references from other stages ------------------------------------------------------
 
 _INTAKE_REF = re.compile(r"^raw/[0-9a-f]{2}/[0-9a-f]{2}/([0-9a-f]{64})\.eml$")
