@@ -27,6 +27,17 @@ def _password(prompt_twice: bool, given_env: str | None) -> str:
     return typer.prompt("Password", hide_input=True, confirmation_prompt=prompt_twice)
 
 
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def register(root: typer.Typer) -> None:
     @root.command("web")
     def web(
@@ -42,6 +53,9 @@ def register(root: typer.Typer) -> None:
         port = port or st.settings.web.port
         console.print(f"console and API on [bold]http://{host}:{port}/[/] (API docs at /docs); "
                       "create a login with `aupguard users add NAME --role analyst`")
+        if not _loopback(host) and not st.settings.web.cookie_secure:
+            console.print("[yellow]warning:[/] listening beyond loopback over plain HTTP: put an "
+                          "HTTPS reverse proxy in front and set [web] cookie_secure = true")
         serve(st.settings, st.store, host, port)
 
     users = typer.Typer(help="Console users and their roles.", no_args_is_help=True)
