@@ -160,3 +160,26 @@ def test_concurrent_deadline_runners_take_each_step_once(pg_server, settings):
     with registry.session() as s:
         assert len([t for t in cases.timeline(s, case_id) if t.kind == "escalate"]) == 1
     registry.dispose()
+
+
+def test_a_case_that_cannot_escalate_does_not_block_the_others(lite_registry, settings):
+    from aupguard.registry import Client, add_client
+
+    registry = lite_registry
+    with registry.session() as s:
+        add_client(s, Client(id="mute", name="No Contact Ltd"))
+    settings.cases.auto_first_notice = True
+    add_incident(registry, client="mute", clause="security.scan")
+    add_incident(registry, client="c2", clause="security.scan")
+    now = utcnow()
+    with registry.session() as s:
+        by_client = {c.client_id: c.id for c in cases.ingest_incidents(s, settings)}
+        steps = cases.run_deadlines(s, settings, now + timedelta(hours=25))
+        assert [x.case_id for x in steps] == [by_client["c2"]]
+        mute = cases.get_case(s, by_client["mute"])
+        assert mute.ladder_step == -1 and mute.status == "open"
+        assert mute.due_at == now + timedelta(hours=25 + 24)
+        (failure,) = [t for t in cases.timeline(s, mute.id) if t.kind == "escalate.failed"]
+        assert "no abuse contact" in failure.text
+        assert cases.orders(s, case_id=mute.id) == []
+        assert s.query(OutboxMessage).filter_by(ref=f"case:{mute.id}").count() == 0

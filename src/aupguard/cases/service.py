@@ -79,6 +79,7 @@ STEP_TITLE = {"notice": "Notice", "warning": "Warning", "restriction": "Service 
 PRIORITY_BY_CLAUSE = {"content.csam": "urgent", "security.flood": "high",
                       "security.phishing": "high", "mail.malware": "high"}
 MAX_REPLY_CHARS = 20_000
+RETRY_FAILED_STEP_HOURS = 24
 MAX_NOTE_CHARS = 20_000
 SELF_HELP_SALT = "aupguard-case-self-help"
 
@@ -629,16 +630,20 @@ def send_notice(session: Session, settings, case_id: int, actor: str) -> OutboxM
     return message
 
 
-def _issue_order(session: Session, settings, row: CaseRow, step: str, actor: str) -> EnforcementOrderRow:
+def _order_spec(settings, row: CaseRow, step: str) -> tuple[str, dict[str, Any]]:
     cfg = settings.cases
     if step == "restriction":
         action = cfg.restriction_kind.get(row.clause_id, cfg.default_restriction)
         params: dict[str, Any] = {"rate_bps": cfg.rate_limit_bps} if action == "rate-limit" else {
             "port": 25, "protocol": "tcp", "direction": "outbound"}
-    elif step == "suspension":
-        action, params = "suspend-service", {}
-    else:
-        action, params = "terminate-contract", {}
+        return action, params
+    if step == "suspension":
+        return "suspend-service", {}
+    return "terminate-contract", {}
+
+
+def _issue_order(session: Session, settings, row: CaseRow, step: str, actor: str) -> EnforcementOrderRow:
+    action, params = _order_spec(settings, row, step)
     order = EnforcementOrderRow(case_id=row.id, client_id=row.client_id, kind=step, action=action,
                                 params=params, status="active", issued_at=utcnow(), issued_by=actor)
     session.add(order)
@@ -676,12 +681,18 @@ def escalate(session: Session, settings, case_id: int, actor: str,
     if step not in STEP_STATUS:
         raise AupguardError(f"ladder of {row.clause_id} names unknown step {step!r}; "
                             f"use {', '.join(STEP_STATUS)}")
-    order = _issue_order(session, settings, row, step, actor) if step in (
-        "restriction", "suspension", "termination") else None
+    enforce = step in ("restriction", "suspension", "termination")
     next_step = ladder[index + 1] if index + 1 < len(ladder) else None
     hours = settings.cases.step_deadline_hours.get(step, 72)
     due = now + timedelta(hours=hours) if next_step else None
-    preview = _render(session, settings, row, step, order=order, due_at=due)
+    # Render first: a case that cannot be notified (no contact, broken template) fails
+    # here, before any order or message exists, so nothing half-done is left behind.
+    spec = None
+    if enforce:
+        action, params = _order_spec(settings, row, step)
+        spec = EnforcementOrderRow(kind=step, action=action, params=params)
+    preview = _render(session, settings, row, step, order=spec, due_at=due)
+    order = _issue_order(session, settings, row, step, actor) if enforce else None
     message = _queue(session, row, preview, actor)
     before = {"status": row.status, "ladder_step": row.ladder_step, "due_at": row.due_at}
     row.status = STEP_STATUS[step]
@@ -719,7 +730,15 @@ def run_deadlines(session: Session, settings, now: datetime | None = None,
             continue
         if row.ladder_step + 1 >= len(ladder_for(settings, row.clause_id)):
             continue
-        steps.append(escalate(session, settings, row.id, actor, now=now))
+        try:
+            steps.append(escalate(session, settings, row.id, actor, now=now))
+        except AupguardError as exc:
+            # One case that cannot escalate (e.g. no abuse contact) must not stop the others;
+            # it is retried a day later and the desk sees why on its timeline.
+            before = row.due_at
+            row.due_at = now + timedelta(hours=RETRY_FAILED_STEP_HOURS)
+            _event(session, row, actor, "escalate.failed", str(exc)[:1000],
+                   before={"due_at": before}, after={"due_at": row.due_at}, at=now)
     return steps
 
 
