@@ -67,19 +67,24 @@ def query_name(address: str | ipaddress.IPv4Address | ipaddress.IPv6Address, zon
 
 
 class RateLimiter:
-    """Strict pacing: at most `rate` sends per second, no burst (retries count too)."""
+    """Strict pacing: sends at least 1/rate seconds apart, no burst (retries count too).
+
+    Waiters queue on a lock and each re-bases on the time it actually woke, so a
+    stalled event loop never releases a backlog in one burst.
+    """
 
     def __init__(self, rate: float):
         self.interval = 1.0 / rate
         self._next = 0.0
+        self._lock = asyncio.Lock()
 
     async def acquire(self) -> None:
         loop = asyncio.get_running_loop()
-        now = loop.time()
-        slot = max(now, self._next)
-        self._next = slot + self.interval
-        if slot > now:
-            await asyncio.sleep(slot - now)
+        async with self._lock:
+            wait = self._next - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._next = max(self._next, loop.time()) + self.interval
 
 
 class _Protocol(asyncio.DatagramProtocol):
