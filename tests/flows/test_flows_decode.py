@@ -453,3 +453,16 @@ def test_dual_stack_template_picks_the_family_in_use_per_record():
         ("10.0.0.1", "10.0.0.2", "10.0.0.254"),
         ("2001:db8::1", "2001:db8::2", "2001:db8::fe"),
     ]
+
+
+def test_held_data_of_many_spoofed_exporters_is_bounded_in_total():
+    dec = Decoder(max_pending=100)
+    for i in range(200):
+        dec.feed(
+            B.v9([B.flowset(300, B.basic_record() * 10)], source_id=i),
+            f"10.9.{i // 250}.{i % 250}",
+            0,
+        )
+    assert dec.pending_records() <= 16 * 100
+    assert dec.stats.total.dropped_pending > 0
+    assert dec.stats.total.pending == dec.pending_records()

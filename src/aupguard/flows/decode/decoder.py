@@ -43,6 +43,8 @@ V5_CHUNK = 512
 # Bounds on state that hostile or spoofed exporters could otherwise grow without limit.
 MAX_TEMPLATES = 65_536
 MAX_SAMPLERS = 65_536
+MAX_STREAMS = 65_536  # (exporter, domain) sequence/init-time entries
+PENDING_EXPORTERS_FACTOR = 16  # held records of all exporters together <= 16 x max_pending
 TEMPLATE_CACHE = 4096  # distinct template sets remembered (cleared when full)
 
 
@@ -86,6 +88,7 @@ class Decoder:
         self._sampling: dict[tuple, int] = {}  # (exporter, domain, sampler id | -1)
         self._sys_init: dict[tuple, int] = {}  # (exporter, domain) -> ms (IE 160)
         self._held: dict[str, deque[_Held]] = {}
+        self._pending_total = 0
         self._seq: dict[tuple, int] = {}  # next expected sequence number
         self._exp16: dict[str, np.ndarray] = {}
         self._exp_code: dict[str, int] = {}  # small int per exporter, for grouping
@@ -185,6 +188,8 @@ class Decoder:
             missing = (seq - expected) & 0xFFFFFFFF
             if missing < 1 << 31:  # behind us means reordered or restarted: not a gap
                 self.stats.for_exporter(key[0]).sequence_gaps += missing
+        if len(self._seq) >= MAX_STREAMS and key not in self._seq:
+            self._seq.clear()  # spoofed domains: forget, at worst one gap check is skipped
         self._seq[key] = (seq + advance) & 0xFFFFFFFF
 
     # ------------------------------------------------------------------- v5
@@ -474,6 +479,8 @@ class Decoder:
             gaps = int(missing[missing < (1 << 31)].sum())
             if gaps:
                 self.stats.for_exporter(key[0]).sequence_gaps += gaps
+            if len(self._seq) >= MAX_STREAMS and key not in self._seq:
+                self._seq.clear()
             self._seq[key] = int((s[-1] + a[-1]) & 0xFFFFFFFF)
 
     def _template_change_point(
@@ -549,16 +556,26 @@ class Decoder:
         queue = self._held.setdefault(exp, deque())
         queue.append(_Held(exp, key, body, unix_ms, uptime, recv_ms, est))
         st.pending += est
+        self._pending_total += est
         while st.pending > self.max_pending and queue:
-            old = queue.popleft()
-            st.pending -= old.estimate
-            st.dropped_pending += old.estimate
-            self.stats.error(
-                exp,
-                "pending_overflow",
-                f"more than {self.max_pending} records waiting for a template; oldest dropped",
-                count=old.estimate,
-            )
+            self._drop_oldest(exp, queue)
+        # all exporters together (spoofed sources must not add up without limit)
+        while self._pending_total > PENDING_EXPORTERS_FACTOR * max(self.max_pending, 1):
+            victim = max(self._held, key=lambda e: self.stats.for_exporter(e).pending)
+            self._drop_oldest(victim, self._held[victim])
+
+    def _drop_oldest(self, exp: str, queue: deque) -> None:
+        old = queue.popleft()
+        st = self.stats.for_exporter(exp)
+        st.pending -= old.estimate
+        st.dropped_pending += old.estimate
+        self._pending_total -= old.estimate
+        self.stats.error(
+            exp,
+            "pending_overflow",
+            f"more than {self.max_pending} records waiting for a template; oldest dropped",
+            count=old.estimate,
+        )
 
     def _release(self, key: tuple) -> list[pa.RecordBatch]:
         queue = self._held.get(key[0])
@@ -570,7 +587,9 @@ class Decoder:
         rest = deque(h for h in queue if h.key != key)
         self._held[key[0]] = rest
         st = self.stats.for_exporter(key[0])
-        st.pending -= sum(h.estimate for h in mine)
+        released = sum(h.estimate for h in mine)
+        st.pending -= released
+        self._pending_total -= released
         ctx = {
             "unix_ms": np.array([h.unix_ms for h in mine], dtype=np.int64),
             "uptime": np.array([h.uptime for h in mine], dtype=np.int64),
@@ -652,7 +671,8 @@ class Decoder:
                 ):
                     self._sampling[(exp, dom, int(sid))] = int(r)
         init = col(160)
-        if init is not None and len(init):
+        known = (exp, dom) in self._sys_init
+        if init is not None and len(init) and (known or len(self._sys_init) < MAX_STREAMS):
             self._sys_init[(exp, dom)] = int(init[-1])
 
     def _flow_columns(
