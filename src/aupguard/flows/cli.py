@@ -120,6 +120,9 @@ def top_cmd(
     else:
         span = f"since {start:%Y-%m-%d %H:%M:%S}Z" if start else "all time"
         _print_table(table, title=f"top {limit} by {by} ({order}), {span}")
+        if table.num_rows == 0:
+            err_console.print(f"no flows match in {state(ctx).settings.data_dir / 'flows'} "
+                              "(try a longer --since, or check that `aupguard collect` runs)")
 
 
 @flows_app.command("import")

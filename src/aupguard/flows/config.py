@@ -40,8 +40,9 @@ class FlowSettings(BaseModel):
         description="Write buffered flows to a Parquet file at least this often.",
     )
     flush_records: int = Field(
-        default=500_000, ge=1,
-        description="Write buffered flows to a Parquet file once this many are waiting.",
+        default=200_000, ge=1,
+        description="Write buffered flows to a Parquet file once this many are waiting "
+        "(bounds the collector's memory: about 200 bytes per buffered flow).",
     )
     retention_days: int = Field(
         default=30, ge=0,

@@ -100,7 +100,7 @@ class FlowWriter:
         self,
         root: Path,
         flush_seconds: float = 5.0,
-        flush_records: int = 500_000,
+        flush_records: int = 200_000,
         retention_days: int = 0,
         auto_flush: bool = True,
     ):
@@ -178,6 +178,10 @@ class FlowWriter:
                         with self._lock:
                             self._buffer.append(rows)
                             self._buffered += rows.num_rows
+            pending = parts = table = None  # drop references before releasing memory
+            # Hand the freed buffers back to the OS between flushes (the allocator
+            # otherwise keeps them for reuse; a collector idles most of the time).
+            pa.default_memory_pool().release_unused()
             return written
 
     def _write(self, hour_ms: int, rows: pa.Table) -> Path:
