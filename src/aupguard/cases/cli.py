@@ -79,6 +79,9 @@ def register(root: typer.Typer) -> None:
         if as_json:
             print_json(rows)
             return
+        if not rows:
+            console.print("no cases" + ("" if restricted else " (restricted cases need --restricted)"))
+            return
         table = Table("id", "client", "clause", "status", "priority", "owner", "incidents", "due",
                       "next step")
         for c in rows:
