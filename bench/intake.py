@@ -163,6 +163,21 @@ def main() -> int:
     print(f"2. prepare (raw store + MIME + parsers)   : {prepare_rate:8.0f} msg/s "
           f"({prepare_rate / baseline:.2f}x baseline), {events} events")
 
+    from datetime import timedelta
+
+    from aupguard.intake.attribution import attribute
+
+    with store.session() as session:
+        index = intake.index(session)
+    t0 = time.perf_counter()
+    parsed = [probe.prepare(raw, sync=False) for raw in raws]
+    outcomes = attribute(index, [e for p in parsed for e in p.events], timedelta(hours=72))
+    pa_rate = len(raws) / (time.perf_counter() - t0)
+    attributed = sum(o.status == "attributed" for o in outcomes)
+    print(f"2b. parse + attribute (no database writes): {pa_rate:8.0f} msg/s "
+          f"({pa_rate / baseline:.2f}x baseline), {attributed}/{len(outcomes)} events attributed")
+    del parsed
+
     t0 = time.perf_counter()
     results = intake.ingest_many(raws, batch=200, source="import")
     elapsed = time.perf_counter() - t0

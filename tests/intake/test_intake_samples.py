@@ -67,3 +67,20 @@ def test_xarf02_keeps_the_attacked_port_as_evidence_not_source_port():
     _, events = parse(parse_complaint(sample("xarf-02.eml")))
     assert events[0].port is None
     assert events[0].extra["destination_port"] == 22
+
+
+def test_big_shadowserver_report_takes_the_arrow_path():
+    header = '"src_port","timestamp","src_ip","infection","tag","protocol","dst_ip","dst_port"\n'
+    rows = "".join(f'{1024 + i % 60000},"2026-11-28 03:{i // 60 % 60:02d}:{i % 60:02d}",'
+                   f'"198.51.{100 + i // 65536 % 2}.{i % 250}","mirai","x","tcp",'
+                   f'"192.0.2.1",23\n' for i in range(25_000))
+    data = (header + rows).encode()
+    assert len(data) > 1_000_000
+    complaint = parse_complaint(data, filename="2026-11-28-event4_sinkhole-big.csv")
+    ctx = ParseContext()
+    name, events = parse(complaint, ctx)
+    assert name == "shadowserver" and ctx.errors == []
+    assert len(events) == 25_000
+    assert (events[0].ip, events[0].port, events[0].time) == (
+        "198.51.100.0", 1024, T("2026-11-28T03:00:00"))
+    assert (events[-1].ip, events[-1].port) == ("198.51.100.249", 1024 + 24_999 % 60000)
