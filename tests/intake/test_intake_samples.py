@@ -84,3 +84,11 @@ def test_big_shadowserver_report_takes_the_arrow_path():
     assert (events[0].ip, events[0].port, events[0].time) == (
         "198.51.100.0", 1024, T("2026-11-28T03:00:00"))
     assert (events[-1].ip, events[-1].port) == ("198.51.100.249", 1024 + 24_999 % 60000)
+
+
+def test_xarf_v4_unknown_type_is_rejected_by_the_master_schema():
+    raw = sample("xarf-v4.eml").replace(b'"type": "login_attack"', b'"type": "teleportation"')
+    ctx = ParseContext()
+    _, events = parse(parse_complaint(raw), ctx)
+    assert events[0].extra["valid"] is False and events[0].category == "unknown"
+    assert any("XARF v4 schema" in e for e in ctx.errors)
