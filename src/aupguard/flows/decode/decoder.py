@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from aupguard.flows.decode import netflow5, sflow
+from aupguard.flows.decode import netflow5, sflow, sflow_vec
 from aupguard.flows.decode.binary import signed32, u16, u32
 from aupguard.flows.decode.columns import make_batch, repeat_addr, u32_to_addr16
 from aupguard.flows.decode.stats import DecodeStats
@@ -854,7 +854,7 @@ class Decoder:
 
     # ---------------------------------------------------------------- sFlow
     def _decode_sflow(self, items: list[Item]) -> list[pa.RecordBatch]:
-        samples = sflow.collect_samples(items, self.stats, self._check_sequence)
+        samples = sflow_vec.collect_samples_vectorised(items, self.stats, self._check_sequence)
         if samples.count == 0:
             return []
         rate = samples.rate.astype(np.int64)
