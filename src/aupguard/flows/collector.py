@@ -48,6 +48,7 @@ SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
 # Batches received but not yet decoded. Bursts are absorbed by the kernel buffer; a
 # deep queue here only multiplies memory (256 batches of 512 datagrams held ~0.5 GB).
 QUEUE_BATCHES = 16
+DRAIN_SECONDS = 2.0  # longest stop() keeps reading what the kernel holds
 
 
 def stats_path(settings: Settings) -> Path:
@@ -307,6 +308,7 @@ class Collector:
         batch: list[tuple[bytes, str, int]] = []
         append = batch.append
         first_at = 0.0
+        drain_until: float | None = None
         while True:
             now = time.time()
             now_ms = int(now * 1000)
@@ -332,7 +334,11 @@ class Collector:
                 batch = []
                 append = batch.append
             if stop.is_set():
-                if empty:  # the kernel queue is drained: everything accepted is in
+                if drain_until is None:
+                    drain_until = now + DRAIN_SECONDS
+                # Stop once the kernel queue is drained (everything accepted is in), or
+                # after DRAIN_SECONDS if an exporter keeps the queue full.
+                if empty or now >= drain_until:
                     break
                 continue
             if empty:
