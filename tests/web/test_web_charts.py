@@ -33,3 +33,12 @@ def test_any_label_yields_well_formed_svg(points, horizontal):
     svg = ET.fromstring(cleaned)
     assert len(list(svg.iter(f"{SVG}rect"))) == len(points)
     assert "<script" not in text
+
+
+def test_times_read_as_utc_and_other_text_is_left_alone():
+    from aupguard.web.app import readable_time
+
+    assert readable_time("2026-11-29T16:46:38.594281+00:00") == "2026-11-29 16:46:38 UTC"
+    assert readable_time("2026-11-29T16:46:38Z") == "2026-11-29 16:46:38 UTC"
+    assert readable_time("2026-11-29T16:46:38+02:00") == "2026-11-29T16:46:38+02:00"
+    assert readable_time("<b>2026</b>") == "<b>2026</b>" and readable_time(5) == 5

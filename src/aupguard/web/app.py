@@ -9,6 +9,7 @@ Nothing is loaded from a CDN: Swagger UI's assets come from the installed
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 from fastapi import Depends, FastAPI, Request
@@ -55,8 +56,21 @@ def _templates() -> Jinja2Templates:
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True,
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["short"] = lambda v, n=80: (str(v)[: n - 1] + "…") if v and len(str(v)) > n else v
+    env.filters["when"] = readable_time
     env.globals["version"] = __version__
     return Jinja2Templates(env=env)
+
+
+_ISO_UTC = re.compile(r"^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})(\.\d+)?(\+00:00|Z)$")
+
+
+def readable_time(value):
+    """'2026-11-29T16:46:38.594281+00:00' -> '2026-11-29 16:46:38 UTC'; anything else as is."""
+    if isinstance(value, str):
+        match = _ISO_UTC.match(value)
+        if match:
+            return f"{match.group(1)} {match.group(2)} UTC"
+    return value
 
 
 def create_app(settings, store) -> FastAPI:
