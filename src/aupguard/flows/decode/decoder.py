@@ -854,7 +854,13 @@ class Decoder:
 
     # ---------------------------------------------------------------- sFlow
     def _decode_sflow(self, items: list[Item]) -> list[pa.RecordBatch]:
-        samples = sflow_vec.collect_samples_vectorised(items, self.stats, self._check_sequence)
+        samples = sflow_vec.collect_samples_vectorised(
+            items,
+            self.stats,
+            lambda streams, exps, doms, seq, adv: self._check_sequences(
+                streams, exps, doms, 105, seq, adv
+            ),
+        )
         if samples.count == 0:
             return []
         rate = samples.rate.astype(np.int64)

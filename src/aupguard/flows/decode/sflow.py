@@ -240,9 +240,12 @@ def parse_frames(M: np.ndarray, hl: np.ndarray, kind: np.ndarray) -> dict[str, n
     def word(off: np.ndarray) -> np.ndarray:
         return (byte(off) << 8) | byte(off + 1)
 
+    flat = np.ascontiguousarray(M).reshape(-1)
+
     def take(off: np.ndarray, k: int) -> np.ndarray:
         o = np.minimum(np.maximum(off, 0), width - k)  # 1-D bound first: np.clip on 2-D is slow
-        return M[rows[:, None], o[:, None] + np.arange(k)]
+        # rows of a sliding-window view: one contiguous copy per row, not k index lookups
+        return np.lib.stride_tricks.sliding_window_view(flat, k)[rows * width + o]
 
     eth = kind == 1
     off = np.where(eth, 14, 0)

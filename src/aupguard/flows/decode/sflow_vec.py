@@ -55,7 +55,9 @@ class _Reader:
         return np.lib.stride_tricks.sliding_window_view(self.buf, k)[o]
 
 
-def collect_samples_vectorised(items: list, stats: DecodeStats, check_sequence=None) -> Samples:
+def collect_samples_vectorised(items: list, stats: DecodeStats, check_sequences=None) -> Samples:
+    """All flow samples of a batch. ``check_sequences(streams, exporters, domains, seq, advance)``
+    (vectorised, one call) counts datagram sequence gaps per (exporter, agent, sub-agent)."""
     n = len(items)
     datas = [it[0] for it in items]
     lens = np.fromiter(map(len, datas), dtype=np.int64, count=n)
@@ -195,10 +197,15 @@ def collect_samples_vectorised(items: list, stats: DecodeStats, check_sequence=N
     good = ~rd.bad
     for i in np.flatnonzero(good & (counters > 0)).tolist():
         stats.for_exporter(exps[i]).counter_samples += int(counters[i])
-    if check_sequence is not None:
-        seq_l, sub_l = seq.tolist(), sub_agent.tolist()
-        for i in np.flatnonzero(good).tolist():
-            check_sequence((exps[i], 105, agent[i].tobytes(), sub_l[i]), seq_l[i], 1)
+    g = np.flatnonzero(good)
+    if check_sequences is not None and len(g):
+        key = np.concatenate(
+            [dg_exp[g, None].view(np.uint8), agent[g], sub_agent[g, None].view(np.uint8)], axis=1
+        )
+        _, streams = np.unique(key, axis=0, return_inverse=True)
+        domains = [(agent[i].tobytes(), sa) for i, sa in zip(g.tolist(), sub_agent[g].tolist())]
+        exps_g = [exps[i] for i in g.tolist()]
+        check_sequences(streams.reshape(-1), exps_g, domains, seq[g], np.ones(len(g), np.int64))
     recv = np.fromiter((it[2] for it in items), dtype=np.int64, count=n)
     k = np.flatnonzero(keep)
     k = k[np.argsort(f_start[k], kind="stable")]  # datagram order, then sample order
