@@ -259,3 +259,20 @@ def test_read_only_sees_no_action_forms(client, world):
     for marker in ('id="send-notice"', 'id="escalate"', 'id="add-note"', "/merge", "/report"):
         assert marker not in page, marker
     assert 'action="/intake/' not in client.get("/intake").text
+
+
+def test_policy_page_versions_clause_and_acceptance(client, world, web_store):
+    from aupguard.policy import record_activity
+    from tests.web.scenario import T0
+
+    with web_store.session() as session:
+        record_activity(session, "acme", "traffic", T0)
+    login(client, world.users["legal"])
+    page = client.get("/policy?clause_id=mail.spam&at=2026-06-01T00:00:00Z").text
+    assert "2014" in page and "Sending unsolicited mail messages is prohibited" in page
+    assert "acme" in page and "traffic" in page
+    bad = client.get("/policy?clause_id=mail.spam&at=yesterday").text
+    assert "not an ISO-8601 time" in bad
+    rows = client.get("/api/policy/acceptances", headers={
+        "Authorization": f"Bearer {world.tokens['read-only']}"}).json()
+    assert [(r["client_id"], r["version"], r["activity"]) for r in rows] == [("acme", "2014", "traffic")]

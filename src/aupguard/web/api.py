@@ -320,6 +320,13 @@ def policy_versions(request: Request, who: Principal = VIEW) -> list[dict]:
     return _run(request, lambda s, st: data.policy_versions(s))
 
 
+@router.get("/policy/acceptances", tags=["policy"])
+def policy_acceptances(request: Request, version: str | None = Query(None, max_length=50),
+                       who: Principal = VIEW) -> list[dict]:
+    """Which client accepted which AUP version (first activity after posting), and when."""
+    return _run(request, lambda s, st: data.acceptances(s, version))
+
+
 @router.get("/policy/clauses/{clause_id}", tags=["policy"])
 def clause_at(request: Request, clause_id: str, at: datetime | None = None,
               who: Principal = VIEW) -> dict:

@@ -413,9 +413,12 @@ def listings_page(request: Request, who: Principal = VIEW) -> HTMLResponse:
 def policy_page(request: Request, clause_id: str = Query("", max_length=100), at: str = "",
                 who: Principal = VIEW) -> HTMLResponse:
     def load(s, st):
-        page: dict[str, Any] = {"versions": None, "clause": None, "error": ""}
+        page: dict[str, Any] = {"versions": None, "clause": None, "error": "",
+                                "acceptances": None}
         try:
-            page["versions"] = data.policy_versions(s)
+            page["versions"] = [{k: v for k, v in row.items() if k != "text"}
+                                for row in data.policy_versions(s)]
+            page["acceptances"] = data.acceptances(s)
         except StageUnavailable as exc:
             page["error"] = str(exc)
         if clause_id:

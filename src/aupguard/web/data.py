@@ -374,6 +374,11 @@ def policy_versions(session: Session) -> list[dict]:
     raise StageUnavailable("policy", "list_versions")
 
 
+def acceptances(session: Session, version: str | None = None) -> list[dict]:
+    """Acceptance by continued use: each client's first activity after a version was posted."""
+    return [plain(a) for a in func("policy", "acceptances")(session, version=version or None)]
+
+
 def clause_at(session: Session, clause_id: str, at: datetime) -> dict[str, Any]:
     clause = func("policy", "clause_at")(session, clause_id, at)
     if clause is None:
