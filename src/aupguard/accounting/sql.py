@@ -26,9 +26,10 @@ Definition of the figure (also printed by the report):
    included, as in 95th-percentile billing: sorted descending, the K-th bin
    with K = N - ceil(p/100 * N) + 1 (for 31 days of 5-minute bins, N = 8928,
    the top 446 bins are dropped and the 447th is the figure). Fewer than K
-   busy bins give 0. Exact: the busy bins of each client x ASN are collected
-   and sorted (a list per group: a window ROW_NUMBER over all bins was 3x
-   slower here); the bins of one direction that carry only the other
+   busy bins give 0. Exact: the busy bins of each client x ASN with at least
+   K busy bins are collected and sorted (a list per group: a window
+   ROW_NUMBER over all bins was 3x slower here; groups with fewer than K
+   busy bins are answered 0 without sorting); the bins of one direction that carry only the other
    direction's traffic are zeros in its list, which is still exact.
 """
 
@@ -81,30 +82,38 @@ bins AS (
     FROM per_as
     GROUP BY client, asn, bin
 ),
-tops AS (
+totals AS (
     SELECT client, asn,
-        LIST_SORT(LIST(in_b + out_b), 'DESC') AS all_sorted,
-        LIST_SORT(LIST(in_b), 'DESC') AS in_sorted,
-        LIST_SORT(LIST(out_b), 'DESC') AS out_sorted,
+        COUNT(*) AS busy_bins,
         MAX(in_b + out_b) AS peak_b,
         SUM(in_b + out_b) AS total_bytes,
-        SUM(origin_b) AS origin_bytes,
-        COUNT(*) AS busy_bins
+        SUM(origin_b) AS origin_bytes
     FROM bins
     GROUP BY client, asn
+),
+tops AS (
+    SELECT b.client, b.asn,
+        LIST_SORT(LIST(b.in_b + b.out_b), 'DESC') AS all_sorted,
+        LIST_SORT(LIST(b.in_b), 'DESC') AS in_sorted,
+        LIST_SORT(LIST(b.out_b), 'DESC') AS out_sorted
+    FROM bins AS b
+    JOIN totals AS t ON b.client = t.client AND b.asn = t.asn
+    WHERE t.busy_bins >= {rank}
+    GROUP BY b.client, b.asn
 )
 SELECT
-    client,
-    asn,
-    CASE WHEN busy_bins >= {rank} THEN all_sorted[{rank}] ELSE CAST(0 AS DOUBLE) END * {to_bps} AS p_sum_bps,
-    CASE WHEN busy_bins >= {rank} THEN in_sorted[{rank}] ELSE CAST(0 AS DOUBLE) END * {to_bps} AS p_in_bps,
-    CASE WHEN busy_bins >= {rank} THEN out_sorted[{rank}] ELSE CAST(0 AS DOUBLE) END * {to_bps} AS p_out_bps,
-    peak_b * {to_bps} AS peak_bps,
-    total_bytes,
-    origin_bytes,
-    busy_bins
-FROM tops
-ORDER BY client, asn
+    t.client,
+    t.asn,
+    COALESCE(p.all_sorted[{rank}], CAST(0 AS DOUBLE)) * {to_bps} AS p_sum_bps,
+    COALESCE(p.in_sorted[{rank}], CAST(0 AS DOUBLE)) * {to_bps} AS p_in_bps,
+    COALESCE(p.out_sorted[{rank}], CAST(0 AS DOUBLE)) * {to_bps} AS p_out_bps,
+    t.peak_b * {to_bps} AS peak_bps,
+    t.total_bytes,
+    t.origin_bytes,
+    t.busy_bins
+FROM totals AS t
+LEFT JOIN tops AS p ON p.client = t.client AND p.asn = t.asn
+ORDER BY t.client, t.asn
 """
 
 
