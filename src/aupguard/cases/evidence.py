@@ -10,6 +10,7 @@ Deletions are appended to ``<data_dir>/evidence/retention.jsonl``.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import os
@@ -56,8 +57,29 @@ def blob_path(settings, sha256: str) -> Path:
     return root(settings) / sha256[:2] / sha256
 
 
-def put(settings, data: bytes, kind: str, meta: dict[str, Any] | None = None) -> str:
-    """Store bytes once; return their SHA-256. Re-putting the same bytes only appends metadata."""
+def syncfs(path: Path) -> None:
+    """Flush the file system holding `path` (Linux syncfs; elsewhere a global sync).
+
+    One call after a batch of ``put(..., sync=False)`` costs one flush instead of an
+    fsync per blob: ingest of a burst of incidents is several times faster."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            if libc.syncfs(fd) != 0:
+                raise OSError(ctypes.get_errno(), "syncfs failed")
+        finally:
+            os.close(fd)
+    except (OSError, AttributeError):
+        os.sync()
+
+
+def put(settings, data: bytes, kind: str, meta: dict[str, Any] | None = None,
+        sync: bool = True) -> str:
+    """Store bytes once; return their SHA-256. Re-putting the same bytes only appends metadata.
+
+    sync=False skips the per-blob fsync; the caller must call :func:`syncfs` on
+    :func:`root` before it commits anything that refers to the blob."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise InputError("evidence must be bytes")
     data = bytes(data)
@@ -72,7 +94,8 @@ def put(settings, data: bytes, kind: str, meta: dict[str, Any] | None = None) ->
         with open(tmp, "wb") as fh:
             fh.write(data)
             fh.flush()
-            os.fsync(fh.fileno())
+            if sync:
+                os.fsync(fh.fileno())
         os.chmod(tmp, 0o444)
         os.replace(tmp, path)
     line = {"at": utcnow().isoformat(), "kind": str(kind)[:50], "size": len(data),

@@ -325,7 +325,8 @@ def _attach(session: Session, settings, row: CaseRow, inc: IncidentRow, actor: s
     # The incident as received becomes evidence itself: hashed, so the export proves it.
     snapshot = audit._canonical(inc.as_dict())
     blob = json.dumps(snapshot, sort_keys=True, indent=1).encode()
-    sha = evidence.put(settings, blob, "incident", {"incident_id": inc.id, "case_id": row.id})
+    sha = evidence.put(settings, blob, "incident", {"incident_id": inc.id, "case_id": row.id},
+                       sync=False)  # ingest_incidents syncs the batch once before returning
     _link_evidence(session, settings, row, sha, "incident", len(blob), inc.id, actor)
     for item in inc.evidence or []:
         ref = evidence.adopt(settings, item)
@@ -377,6 +378,8 @@ def ingest_incidents(session: Session, settings, now: datetime | None = None,
         _attach(session, settings, row, inc, actor)
         touched[row.id] = row
         latest[(inc.client_id, inc.clause_id)] = row
+    if pending:
+        evidence.syncfs(evidence.root(settings))  # snapshots durable before the rows commit
     session.flush()
     return [_to_model(session, r, settings) for r in touched.values()]
 
