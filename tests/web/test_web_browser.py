@@ -107,14 +107,18 @@ def _work_the_case(browser, base: str, case_id: int, shots: str) -> dict:
             "images_in_main": page.evaluate("document.querySelectorAll('main img').length")}
     page.screenshot(path=str(ARTIFACTS / f"{shots}-1-case.png"), full_page=True)
 
-    page.click("#send-notice")
-    page.wait_for_selector("p.flash")
+    expect = pytest.importorskip("playwright.sync_api").expect
+    with page.expect_navigation():
+        page.click("#send-notice")
+    # Wait on the new page's text, never on an element the old page also had.
+    expect(page.locator("p.flash")).to_have_text("Notice queued for delivery.")
     seen["flash1"] = page.inner_text("p.flash")
     seen["status1"] = page.inner_text("#case-status")
     page.screenshot(path=str(ARTIFACTS / f"{shots}-2-notified.png"), full_page=True)
 
-    page.click("#escalate")
-    page.wait_for_selector("p.flash")
+    with page.expect_navigation():
+        page.click("#escalate")
+    expect(page.locator("p.flash")).to_have_text("Case escalated.")
     seen["flash2"] = page.inner_text("p.flash")
     seen["status2"] = page.inner_text("#case-status")
     seen["timeline"] = page.inner_text("#timeline")
