@@ -344,12 +344,13 @@ def _attach(session: Session, settings, row: CaseRow, inc: IncidentRow, actor: s
 
 
 def ingest_incidents(session: Session, settings, now: datetime | None = None,
-                     actor: str = "system") -> list[Case]:
+                     actor: str = "system", limit: int = 20_000) -> list[Case]:
     """Group unassigned, attributed incidents into cases per client x clause.
 
     An incident joins the newest open case of its client and clause whose last
     activity lies within the grouping window before the incident started;
-    otherwise it opens a new case. Returns the cases opened or grown.
+    otherwise it opens a new case. Returns the cases opened or grown. At most
+    `limit` incidents per call (oldest first), so a backlog is worked in bounded batches.
     """
     now = now or utcnow()
     window = timedelta(hours=settings.cases.grouping_window_hours)
@@ -357,7 +358,7 @@ def ingest_incidents(session: Session, settings, now: datetime | None = None,
     # PostgreSQL instead of attaching an incident twice; SQLite serialises writers anyway.
     pending = session.execute(
         select(IncidentRow).where(IncidentRow.case_id.is_(None), IncidentRow.client_id.is_not(None))
-        .order_by(IncidentRow.first_seen, IncidentRow.id)
+        .order_by(IncidentRow.first_seen, IncidentRow.id).limit(limit)
         .with_for_update(skip_locked=True)).scalars().all()
     touched: dict[int, CaseRow] = {}
     latest: dict[tuple[str, str], CaseRow] = {}  # per batch: saves a query per incident in bursts
