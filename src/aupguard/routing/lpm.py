@@ -41,12 +41,11 @@ def flatten(net: np.ndarray, plen: np.ndarray, ids: np.ndarray, width: int) -> t
         return np.zeros(1, dtype=dtype), np.full(1, NO_ROUTE, dtype=np.int32)
     masks = _masks(width, int)
     top = (1 << width) - 1
-    size = np.array([((1 << (width - int(L))) - 1) for L in range(width + 1)], dtype=object)
-    # last address of each prefix; computed per length to stay in uint64
+    # last address of each prefix; per length, so the host mask is a uint64 scalar
     last = np.empty_like(net)
-    for L in np.unique(plen):
+    for L in np.unique(plen).tolist():
         sel = plen == L
-        last[sel] = net[sel] | dtype(int(size[int(L)]))
+        last[sel] = net[sel] | dtype((1 << (width - L)) - 1)
     ends = last[last < dtype(top)] + dtype(1)
     points = np.unique(np.concatenate([np.zeros(1, dtype=dtype), net, ends]))
     ans = np.full(len(points), NO_ROUTE, dtype=np.int32)

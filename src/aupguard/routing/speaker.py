@@ -71,6 +71,11 @@ def _communities(attr: dict) -> list[str]:
     return out
 
 
+def _path_id(entry: Any) -> str:
+    """Add-path id as ExaBGP shows it (e.g. "0.0.0.1"); "" without add-path."""
+    return str(entry.get("path-information", "")) if isinstance(entry, dict) else ""
+
+
 def _flow_key(entry: Any) -> str:
     if isinstance(entry, dict):
         return str(entry.get("string") or json.dumps(entry, sort_keys=True))
@@ -81,7 +86,7 @@ class LiveRib:
     """Routes learnt over BGP: (peer, prefix, path id) -> route; a :class:`Rib` on demand."""
 
     def __init__(self) -> None:
-        self._routes: dict[tuple[str, str, int], dict[str, Any]] = {}
+        self._routes: dict[tuple[str, str, str], dict[str, Any]] = {}
         # FlowSpec rules heard, by (peer, ExaBGP's text form of the rule)
         self.flows: dict[tuple[str, str], dict[str, Any]] = {}
         self._lock = threading.Lock()
@@ -110,8 +115,7 @@ class LiveRib:
                     continue
                 for e in entries:
                     nlri = e.get("nlri") if isinstance(e, dict) else e
-                    pid = int(e.get("path-information", 0) or 0) if isinstance(e, dict) and str(e.get("path-information", "0")).isdigit() else 0
-                    self._routes.pop((peer, str(nlri), pid), None)
+                    self._routes.pop((peer, str(nlri), _path_id(e)), None)
                     self._version += 1
             path, text = parse_as_path(attr.get("as-path", []))
             communities = _communities(attr)
@@ -126,9 +130,7 @@ class LiveRib:
                         nlri = e.get("nlri") if isinstance(e, dict) else e
                         if not isinstance(nlri, str) or "/" not in nlri:
                             continue  # FlowSpec and other non-prefix NLRI
-                        raw_pid = e.get("path-information", 0) if isinstance(e, dict) else 0
-                        pid = int(raw_pid) if str(raw_pid).isdigit() else 0
-                        self._routes[(peer, nlri, pid)] = {
+                        self._routes[(peer, nlri, _path_id(e))] = {
                             "prefix": nlri, "as_path": path, "as_path_text": text,
                             "communities": communities, "next_hop": next_hop, "peer": peer,
                             "origin_as": path[-1] if path else 0,
