@@ -87,3 +87,43 @@ def test_help_on_every_command(cli):
                  ["tokens", "revoke"]):
         result = cli(*args, "--help")
         assert result.exit_code == 0 and "Usage" in result.output, args
+
+
+def test_aupguard_web_serves_until_stopped(tmp_path):
+    """The real command in a child process: it serves /healthz and the login page, then stops."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from tests.web.live import free_port
+
+    config = tmp_path / "aupguard.toml"
+    config.write_text('data_dir = "data"\n', encoding="utf-8")
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "aupguard", "--config", str(config), "web",
+                             "--port", str(port)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, env={**os.environ, "COLUMNS": "200"})
+    try:
+        deadline, health = time.monotonic() + 60, None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert health is not None and health.json() == {"status": "ok"}
+        home = httpx.get(f"http://127.0.0.1:{port}/", timeout=5)
+        assert home.status_code == 303 and home.headers["location"] == "/login?next=%2F"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            out = proc.communicate(timeout=20)[0].decode()
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out = proc.communicate()[0].decode()
+    assert f"console and API on http://127.0.0.1:{port}/" in out
+    assert proc.returncode is not None
