@@ -84,10 +84,13 @@ def test_complaint_after_suppression_escalates(store):
         assert suppress_from_complaint(s, "acme", "victim@example.com", T0 + timedelta(days=3)) is False
     with store.session() as s:
         assert check_complaint(s, "acme", "victim@example.com", T0 - timedelta(hours=1)) is False
+        assert check_complaint(s, "acme", "victim@example.com", T0) is False   # same instant
+        assert check_complaint(s, "acme", "victim@example.com", T0 + timedelta(microseconds=1)) is True
         assert check_complaint(s, "beta", "victim@example.com", T0 + timedelta(days=2)) is False
         assert check_complaint(s, "acme", "<VICTIM@example.com>", T0 + timedelta(days=2)) is True
     with store.session() as s:
         [incident] = list_incidents(s, clause_id="mail.unwanted")
+        assert incident.observations == 2
         assert incident.client_id == "acme" and incident.victim == "victim@example.com"
         assert incident.metrics["suppressed_at"] == T0.isoformat()
 
