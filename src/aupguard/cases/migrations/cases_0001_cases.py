@@ -92,12 +92,13 @@ def upgrade() -> None:
         sa.Column("id", ID, primary_key=True),
         sa.Column("client_id", sa.String(100), nullable=False),
         sa.Column("case_id", sa.BigInteger, nullable=False),
-        sa.Column("incident_id", sa.BigInteger, nullable=True, unique=True),
+        sa.Column("incident_id", sa.BigInteger, nullable=True),
         sa.Column("clause_id", sa.String(100), nullable=False),
         sa.Column("at", UTCDateTime, nullable=False),
         sa.Column("reference", sa.String(500), nullable=False, server_default=""),
         sa.Column("withdrawn_at", UTCDateTime, nullable=True),
         sa.Column("withdrawn_reason", sa.Text, nullable=False, server_default=""),
+        sa.UniqueConstraint("incident_id", name="uq_strikes_incident_id"),
     )
     op.create_index("ix_strikes_client_id", "strikes", ["client_id"])
 
