@@ -138,3 +138,22 @@ def test_produce_json_and_csv(acme, tmp_path):
 def test_request_for_unknown_client_is_refused(acme):
     with acme.session() as s, pytest.raises(InputError, match="does not exist"):
         request_records(s, "nobody", "a@b.example")
+
+
+from hypothesis import HealthCheck, given, settings as hsettings, strategies as st  # noqa: E402
+
+_values = st.one_of(st.none(), st.text(max_size=30), st.integers(), st.booleans(),
+                    st.dictionaries(st.text(max_size=5), st.text(max_size=10), max_size=3))
+_record = st.one_of(_values, st.fixed_dictionaries({}, optional={
+    k: _values for k in ("address", "subscribed_at", "source", "confirmed_at", "confirm_from",
+                         "confirm_headers")}))
+
+
+@hsettings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(_record, max_size=8))
+def test_hostile_records_are_counted_never_crash(sqlite_store, records):
+    with sqlite_store.session() as s:
+        result = import_records(s, "fuzz", records, at=T0)
+        s.rollback()
+    assert result.imported + result.rejected == len(records)
+    assert result.verified + result.unverified + result.forged == result.imported

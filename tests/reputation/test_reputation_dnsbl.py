@@ -165,3 +165,35 @@ def test_listing_model_roundtrip(sqlite_store):
                            last_seen_at=T0))
     with sqlite_store.session() as s:
         assert listing_history(s, "::ffff:192.0.2.1")[0].listed_at == T0
+
+
+def test_garbage_and_hijacked_answers_are_errors():
+    """A 'resolver' that answers garbage first, then a non-127 address (NXDOMAIN rewriting)."""
+    import socket
+    import threading
+
+    import dns.message
+    import dns.rrset
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(5)
+
+    def serve():
+        for _ in range(2):
+            data, peer = sock.recvfrom(4096)
+            sock.sendto(b"\x00\x01garbage", peer)          # malformed: ignored, counted
+            query = dns.message.from_wire(data)
+            reply = dns.message.make_response(query)
+            reply.answer.append(dns.rrset.from_text(query.question[0].name, 60, "IN", "A", "198.51.100.80"))
+            sock.sendto(reply.to_wire(), peer)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    answers, stats = check_sync(["10.0.0.1", "10.0.0.2"], [DnsblZone(name="bl.test", concurrency=1)],
+                                "127.0.0.1", sock.getsockname()[1], timeout=2, retries=0)
+    thread.join(5)
+    sock.close()
+    assert [a.status for a in answers] == [ERROR, ERROR]
+    assert all("outside 127.0.0.0/8" in a.error for a in answers)
+    assert stats["bl.test"].malformed == 2

@@ -51,6 +51,7 @@ class ZoneStats:
     answers: int = 0
     timeouts: int = 0
     max_in_flight: int = 0
+    malformed: int = 0                                        # unparseable datagrams received
     send_times: list[float] = field(default_factory=list)   # monotonic, for rate checks
 
 
@@ -222,6 +223,8 @@ async def check_addresses(addresses: list[str], zones: list[DnsblZone], resolver
         for r in resolvers:
             r.close()
     answers = [a for chunk in chunks for a in chunk]
+    for r in resolvers:
+        r.stats.malformed = r._protocol.malformed if r._protocol else 0
     return answers, {r.zone.name: r.stats for r in resolvers}
 
 

@@ -192,7 +192,7 @@ def check(session: Session, settings: ReputationSettings, client_id: str | None 
 
 def _zone_summary(stats: ZoneStats) -> dict:
     return {"queries": stats.queries_sent, "answers": stats.answers, "timeouts": stats.timeouts,
-            "max_in_flight": stats.max_in_flight}
+            "max_in_flight": stats.max_in_flight, "malformed": stats.malformed}
 
 
 def current_listings(session: Session, client_id: str | None = None) -> list[DnsblListing]:
