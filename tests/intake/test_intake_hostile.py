@@ -218,14 +218,14 @@ def test_nul_bytes_and_surrogates_store_on_every_database(intake_settings, store
 def test_a_message_that_breaks_storage_is_recorded_not_lost(intake, monkeypatch):
     from aupguard.intake.pipeline import Intake
 
-    original = Intake._store_events
+    original = Intake._event_rows
 
-    def explode(self, session, message, p, outcomes, trust):
-        if any(e.ip == "198.51.100.24" for e in p.events):
+    def explode(self, session, plans, messages):
+        if any(e.ip == "198.51.100.24" for p, *_ in plans for e in p.events):
             raise RuntimeError("simulated storage failure")
-        return original(self, session, message, p, outcomes, trust)
+        return original(self, session, plans, messages)
 
-    monkeypatch.setattr(Intake, "_store_events", explode)
+    monkeypatch.setattr(Intake, "_event_rows", explode)
     names = ["arf-fbl.eml", "xarf-02.eml", "acns.eml"]
     results = intake.ingest_many([sample(n) for n in names])
     assert [r.status for r in results] == ["parsed", "failed", "parsed"]

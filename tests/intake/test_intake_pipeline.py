@@ -150,3 +150,15 @@ def test_batch_ingest_matches_single(intake):
     with intake.store.session() as session:
         clients = sorted(e.client_id for e in list_events(session, status="attributed"))
     assert clients == ["acme"] * 5
+
+
+def test_duplicates_inside_one_batch(intake):
+    results = intake.ingest_many([sample("acns.eml"), sample("acns.eml"),
+                                  sample("acns.eml").replace(b"Dear Sir", b"Dear Madam")])
+    assert [r.status for r in results] == ["parsed", "duplicate", "parsed"]
+    with intake.store.session() as session:
+        messages = {m.id: m for m in list_messages(session)}
+        rows = session.execute(select(EventRow).order_by(EventRow.id)).scalars().all()
+    assert messages[results[1].message_id].duplicate_of == results[0].message_id
+    assert [r.status for r in rows] == ["attributed", "duplicate"]
+    assert rows[1].duplicate_of == rows[0].id and rows[1].incident_id == rows[0].incident_id

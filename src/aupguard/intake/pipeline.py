@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from aupguard.incidents import Finding, report
-from aupguard.intake.attribution import Outcome, attribute
+from aupguard.intake.attribution import attribute
 from aupguard.intake.events import ComplaintEvent
 from aupguard.intake.mime import Complaint, Limits, parse_complaint
 from aupguard.intake.models import EventRow, MessageRow
@@ -206,89 +206,126 @@ class Intake:
             return Ingested(row.id, reference, "failed", p.parser, [], [detail])
 
     def commit(self, session: Session, batch: list[Prepared]) -> list[Ingested]:
+        """Store a batch in the caller's transaction: one query per kind of lookup and one
+        flush per table for the whole batch; incidents, audit and replies per item."""
         self.raw.sync()
-        self._chains: dict[str, list[str]] = {}
+        self._chains = {}
         index = self.index(session)
         tolerance = timedelta(hours=self.config.time_tolerance_hours)
         all_events = [e for p in batch for e in p.events]
         outcomes = attribute(index, all_events, tolerance) if all_events else []
-        results, offset = [], 0
-        for prepared in batch:
-            mine = outcomes[offset:offset + len(prepared.events)]
-            offset += len(prepared.events)
-            results.append(self._commit_one(session, prepared, mine))
+        plans, offset = [], 0
+        for p in batch:
+            mine = outcomes[offset:offset + len(p.events)]
+            offset += len(p.events)
+            sender = clean(p.complaint.sender
+                           or next((e.reporter for e in p.events if e.reporter), ""))
+            rule = rule_for(self.config, sender)
+            trust = rule.trust if rule else self.config.default_trust
+            plans.append((p, mine, sender, rule, trust))
+        messages = self._message_rows(session, plans)
+        rows, owners = self._event_rows(session, plans, messages)
+        ids: dict[int, list[int]] = {}
+        for row, position in zip(rows, owners):
+            ids.setdefault(position, []).append(row.id)
+        results = []
+        for position, ((p, _, sender, rule, _), message) in enumerate(zip(plans, messages)):
+            if message.status == "duplicate":
+                audit.record(session, "intake", "intake.duplicate", "intake_message",
+                             message.id, after={"reference": message.reference,
+                                                "duplicate_of": message.duplicate_of})
+                results.append(Ingested(message.id, message.reference, "duplicate", p.parser,
+                                        [], p.errors))
+                continue
+            event_ids = ids.get(position, [])
+            audit.record(session, "intake", "intake.receive", "intake_message", message.id,
+                         after={"reference": message.reference, "sha256": p.sha256,
+                                "parser": p.parser, "status": message.status,
+                                "events": len(event_ids), "reporter": sender})
+            c = p.complaint
+            if should_reply(self.config, rule, c.reply_to, c.header("Auto-Submitted")):
+                queue_reply(session, self.config, reference=message.reference,
+                            reply_to=c.reply_to, subject=c.subject,
+                            message_id=c.header("Message-ID"), events=p.events,
+                            at=p.received_at)
+            results.append(Ingested(message.id, message.reference, message.status, p.parser,
+                                    event_ids, p.errors))
         return results
 
-    def _commit_one(self, session: Session, p: Prepared, outcomes: list[Outcome]) -> Ingested:
-        c = p.complaint
-        sender = clean(c.sender or next((e.reporter for e in p.events if e.reporter), ""))
-        rule = rule_for(self.config, sender)
-        trust = rule.trust if rule else self.config.default_trust
-        reference = f"AUP-{p.received_at:%Y%m%d}-{uuid.uuid4().hex[:8].upper()}"
-        message = MessageRow(
-            reference=reference, sha256=p.sha256, content_hash=p.content_hash,
-            raw_ref=p.raw_ref, size=p.size, received_at=p.received_at, source=p.source,
-            reporter=sender, message_id=clean(c.header("Message-ID")[:500]),
-            subject=clean(c.subject), parser=p.parser,
-            error=clean("\n".join(p.errors)[:20000]), trust=trust)
-        earlier = session.execute(
-            select(MessageRow.id).where(MessageRow.reporter == sender,
-                                        MessageRow.content_hash == p.content_hash,
-                                        MessageRow.status != "duplicate")
-            .order_by(MessageRow.id).limit(1)).scalar()
-        if earlier is not None:
-            message.status, message.duplicate_of = "duplicate", earlier
-            session.add(message)
-            session.flush()
-            audit.record(session, "intake", "intake.duplicate", "intake_message", message.id,
-                         after={"reference": reference, "duplicate_of": earlier})
-            return Ingested(message.id, reference, "duplicate", p.parser, [], p.errors)
-        if not p.events:
-            message.status = "failed" if p.errors else "empty"
-        else:
-            message.status = "partial" if p.errors else "parsed"
-        message.event_count = len(p.events)
-        session.add(message)
+    def _message_rows(self, session: Session, plans) -> list[MessageRow]:
+        """One row per message; same reporter and body as an earlier message: duplicate."""
+        hashes = sorted({p.content_hash for p, *_ in plans})
+        earlier: dict[tuple[str, str], int] = {}
+        for start in range(0, len(hashes), 500):
+            for mid, reporter, digest in session.execute(
+                    select(MessageRow.id, MessageRow.reporter, MessageRow.content_hash)
+                    .where(MessageRow.content_hash.in_(hashes[start:start + 500]),
+                           MessageRow.status != "duplicate").order_by(MessageRow.id)):
+                earlier.setdefault((reporter, digest), mid)
+        rows, first_in_batch, twins = [], {}, {}
+        for position, (p, _, sender, _, trust) in enumerate(plans):
+            c = p.complaint
+            row = MessageRow(
+                reference=f"AUP-{p.received_at:%Y%m%d}-{uuid.uuid4().hex[:8].upper()}",
+                sha256=p.sha256, content_hash=p.content_hash, raw_ref=p.raw_ref, size=p.size,
+                received_at=p.received_at, source=p.source, reporter=sender,
+                message_id=clean(c.header("Message-ID")[:500]), subject=clean(c.subject),
+                parser=p.parser, error=clean("\n".join(p.errors)[:20000]), trust=trust,
+                event_count=len(p.events))
+            key = (sender, p.content_hash)
+            if key in earlier:
+                row.status, row.duplicate_of, row.event_count = "duplicate", earlier[key], 0
+            elif key in first_in_batch:
+                row.status, row.event_count = "duplicate", 0
+                twins[position] = first_in_batch[key]
+            else:
+                first_in_batch[key] = row
+                if not p.events:
+                    row.status = "failed" if p.errors else "empty"
+                else:
+                    row.status = "partial" if p.errors else "parsed"
+            rows.append(row)
+        session.add_all(rows)
         session.flush()
-        event_ids = self._store_events(session, message, p, outcomes, trust)
-        audit.record(session, "intake", "intake.receive", "intake_message", message.id,
-                     after={"reference": reference, "sha256": p.sha256, "parser": p.parser,
-                            "status": message.status, "events": len(event_ids),
-                            "reporter": sender})
-        if should_reply(self.config, rule, c.reply_to, c.header("Auto-Submitted")):
-            queue_reply(session, self.config, reference=reference, reply_to=c.reply_to,
-                        subject=c.subject, message_id=c.header("Message-ID"),
-                        events=p.events, at=p.received_at)
-        return Ingested(message.id, reference, message.status, p.parser, event_ids, p.errors)
+        for position, first in twins.items():
+            rows[position].duplicate_of = first.id
+        return rows
 
-    def _store_events(self, session, message, p: Prepared, outcomes, trust) -> list[int]:
+    def _event_rows(self, session: Session, plans, messages) -> tuple[list[EventRow], list[int]]:
+        """Event rows for the batch, de-duplicated against stored events and each other;
+        then incidents opened or grown, in arrival order."""
         window = timedelta(hours=self.config.dedupe_window_hours)
-        reporter = message.reporter
-        keys = [self._dedupe_key(reporter, e) for e in p.events]
+        keyed = []   # (position, event, outcome, key)
+        for position, ((p, mine, sender, _, _), message) in enumerate(zip(plans, messages)):
+            if message.status == "duplicate":
+                continue
+            for event, outcome in zip(p.events, mine):
+                keyed.append((position, event, outcome, self._dedupe_key(sender, event)))
+        wanted = sorted({k for *_, k in keyed if k})
         known: dict[str, list[EventRow]] = {}
-        wanted = sorted({k for k in keys if k})
-        for chunk_start in range(0, len(wanted), 500):
-            chunk = wanted[chunk_start:chunk_start + 500]
+        for start in range(0, len(wanted), 500):
             for row in session.execute(select(EventRow).where(
-                    EventRow.dedupe_key.in_(chunk), EventRow.status != "duplicate")).scalars():
+                    EventRow.dedupe_key.in_(wanted[start:start + 500]),
+                    EventRow.status != "duplicate")).scalars():
                 known.setdefault(row.dedupe_key, []).append(row)
         rows: list[EventRow] = []
+        owners: list[int] = []
         twins: dict[int, EventRow] = {}
         now = utcnow()
-        for event, outcome, key in zip(p.events, outcomes, keys):
+        for position, event, outcome, key in keyed:
+            p, _, sender, _, trust = plans[position]
             status, reason = outcome.status, outcome.reason
             if status == "attributed" and trust < self.config.auto_trust:
                 status, reason = "review", f"reporter trust {trust} below intake.auto_trust"
             row = EventRow(
-                message_id=message.id, ip=event.ip, port=event.port, time=event.time,
-                time_uncertainty=event.time_uncertainty, category=event.category,
-                clause_id=event.clause_id, parser=event.parser,
-                reporter=clean((event.reporter or reporter)[:254]), url=clean(event.url),
+                message_id=messages[position].id, ip=event.ip, port=event.port,
+                time=event.time, time_uncertainty=event.time_uncertainty,
+                category=event.category, clause_id=event.clause_id, parser=event.parser,
+                reporter=clean((event.reporter or sender)[:254]), url=clean(event.url),
                 domain=clean(event.domain), excerpt=clean(event.excerpt),
-                extra=clean(event.extra),
-                client_id=outcome.client_id, candidates=outcome.candidates,
-                reseller_chain=[], status=status, review_reason=reason, dedupe_key=key,
-                created_at=now)
+                extra=clean(event.extra), client_id=outcome.client_id,
+                candidates=outcome.candidates, reseller_chain=[], status=status,
+                review_reason=reason, dedupe_key=key, created_at=now)
             twin = self._twin(known.get(key, []), event, window) if key else None
             if twin is not None:
                 row.status = "duplicate"
@@ -296,19 +333,21 @@ class Intake:
             elif key:
                 known.setdefault(key, []).append(row)
             rows.append(row)
+            owners.append(position)
         session.add_all(rows)
         session.flush()
-        for position, row in enumerate(rows):
-            twin = twins.get(position)
+        for index, (row, position) in enumerate(zip(rows, owners)):
+            message = messages[position]
+            twin = twins.get(index)
             if twin is not None:
                 row.duplicate_of = twin.id
                 row.client_id = row.client_id or twin.client_id
                 if twin.incident_id is not None:
                     row.incident_id = twin.incident_id
-                    self._grow_incident(session, row, message.reference, p.raw_ref)
+                    self._grow_incident(session, row, message.reference, message.raw_ref)
             elif row.status == "attributed":
-                self._open_incident(session, row, message.reference, p.raw_ref)
-        return [r.id for r in rows]
+                self._open_incident(session, row, message.reference, message.raw_ref)
+        return rows, owners
 
     @staticmethod
     def _dedupe_key(reporter: str, event: ComplaintEvent) -> str:
