@@ -34,7 +34,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -42,8 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
 
-from decode import exports  # noqa: E402  (bench/decode.py: cached softflowd exports)
-
+from decode import exports  # noqa: E402  (after the sys.path insert: bench/decode.py)
 
 # -- helpers ------------------------------------------------------------------------------
 
@@ -216,7 +214,7 @@ class Nfcapd:
             count = 0
             for f in Path(tmp).rglob("nfcapd.*"):
                 out = subprocess.run(["nfdump", "-r", str(f), "-I"], capture_output=True,
-                                     text=True).stdout
+                                     text=True, check=True).stdout
                 for line in out.splitlines():
                     if line.startswith("Flows:"):
                         count += int(line.split(":")[1])

@@ -50,7 +50,8 @@ def softflowd_exports(tmp_path_factory):
         got: list[bytes] = []
         done = threading.Event()
 
-        def receive() -> None:
+        def receive(sock: socket.socket = sock, got: list[bytes] = got,
+                    done: threading.Event = done) -> None:
             while True:
                 try:
                     got.append(sock.recv(65535))

@@ -4,21 +4,22 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 import pytest
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from aupguard.cli import app
 from aupguard.errors import InputError
 from aupguard.flows.cli import parse_since
 from aupguard.flows.query import addresses_to_text, run_query, top
-from aupguard.flows.store import FlowWriter, open_duckdb, partitions, flows_root
+from aupguard.flows.store import FlowWriter, flows_root, open_duckdb, partitions
 from tests.flows.traffic import flows_table
 
-UTC = timezone.utc
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 # Known data: 10.0.0.1 has 3 flows (2 to port 25), 10.0.0.2 one, 2001:db8::7 two.

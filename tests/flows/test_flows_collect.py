@@ -10,7 +10,9 @@ import urllib.request
 import dpkt
 import pyarrow as pa
 import pytest
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from aupguard.cli import app

@@ -13,7 +13,7 @@ captures the export datagrams. Then, for each version:
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -146,7 +146,7 @@ def test_flow_times_are_in_the_capture_hour(exported):
     _, results = exported
     for version in VERSIONS:
         table = results[version][4]
-        hours = {t.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
+        hours = {t.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
                  for t in table.column("start").to_pylist()}
-        assert hours <= {datetime(2026, 11, 2, 9, tzinfo=timezone.utc),
-                         datetime(2026, 11, 2, 10, tzinfo=timezone.utc)}
+        assert hours <= {datetime(2026, 11, 2, 9, tzinfo=UTC),
+                         datetime(2026, 11, 2, 10, tzinfo=UTC)}

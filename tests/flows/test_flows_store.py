@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -24,7 +24,6 @@ from aupguard.flows.store import (
 from aupguard.netaddr import format_address
 from tests.flows.traffic import flows_table
 
-UTC = timezone.utc
 H10 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
 
 

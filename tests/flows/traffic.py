@@ -28,13 +28,13 @@ import socket
 import subprocess
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import dpkt
 
-T0 = datetime(2026, 11, 2, 10, 0, 0, tzinfo=timezone.utc).timestamp()
+T0 = datetime(2026, 11, 2, 10, 0, 0, tzinfo=UTC).timestamp()
 CLIENT_NET = "10.20.{}.{}"
 SERVERS = ["192.0.2.10", "192.0.2.53", "198.51.100.25", "203.0.113.80", "198.51.100.7"]
 
@@ -106,7 +106,8 @@ def generate(seed: int = 7, conversations: int = 200, t0: float = T0,
             sport = rng.choice([80, 443, 25, 22, 8080])
             seq_c, seq_s = rng.randrange(1 << 31), rng.randrange(1 << 31)
 
-            def tcp(flags: int, data: bytes, frm: str) -> dpkt.tcp.TCP:
+            def tcp(flags: int, data: bytes, frm: str, cport: int = cport, sport: int = sport,
+                    seq_c: int = seq_c, seq_s: int = seq_s) -> dpkt.tcp.TCP:
                 if frm == "c":
                     return dpkt.tcp.TCP(sport=cport, dport=sport, seq=seq_c, ack=seq_s,
                                         flags=flags, win=65535, data=data)

@@ -7,7 +7,7 @@ import signal
 import sys
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +33,7 @@ def parse_since(value: str | None, option: str = "--since",
         return None
     m = DURATION_RE.match(value)
     if m:
-        now = now or datetime.now(timezone.utc)
+        now = now or datetime.now(UTC)
         return now - timedelta(**{UNITS[m.group(2)]: int(m.group(1))})
     try:
         parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
@@ -41,7 +41,7 @@ def parse_since(value: str | None, option: str = "--since",
         raise typer.BadParameter(
             f"{value!r}: give a duration such as 30m, 1h, 2d or an ISO time "
             "such as 2026-10-01T12:00:00Z", param_hint=option) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _rows(table: pa.Table) -> list[dict[str, Any]]:
@@ -153,7 +153,7 @@ def import_cmd(
                       transient=True) as bar:
             task = bar.add_task(f"importing {path.name}", total=path.stat().st_size)
             stats, dstats = import_pcap(path, settings, writer, ports,
-                                        progress=lambda n: bar.advance(task, n))
+                                        progress=lambda n, task=task: bar.advance(task, n))
         decoded = dstats.as_dict() if hasattr(dstats, "as_dict") else {}
         results.append({"file": str(path), "packets": stats.packets,
                         "datagrams": stats.datagrams, "flows": stats.flows,

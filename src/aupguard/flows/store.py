@@ -24,7 +24,7 @@ import shutil
 import threading
 import time
 from collections.abc import Iterable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -72,7 +72,7 @@ def conform(table: pa.Table | pa.RecordBatch) -> pa.Table:
 
 
 def partition_dir(root: Path, hour_ms: int) -> Path:
-    t = datetime.fromtimestamp(hour_ms / 1000, tz=timezone.utc)
+    t = datetime.fromtimestamp(hour_ms / 1000, tz=UTC)
     return root / f"date={t:%Y-%m-%d}" / f"hour={t:%H}"
 
 
@@ -226,7 +226,7 @@ def partitions(root: Path) -> list[tuple[int, Path]]:
             if not h or not hour.is_dir():
                 continue
             t = datetime.strptime(f"{m.group(1)} {h.group(1)}", "%Y-%m-%d %H").replace(
-                tzinfo=timezone.utc)
+                tzinfo=UTC)
             found.append((int(t.timestamp() * 1000), hour))
     return sorted(found)
 
@@ -235,7 +235,7 @@ def enforce_retention(root: Path, retention_days: int, now: datetime | None = No
     """Delete hourly partitions that ended more than ``retention_days`` ago."""
     if retention_days <= 0:
         return []
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     cutoff_ms = int((now - timedelta(days=retention_days)).timestamp() * 1000)
     removed = []
     for hour_ms, directory in partitions(root):
