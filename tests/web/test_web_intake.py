@@ -26,6 +26,11 @@ def test_review_queue_shows_complaints_escaped_and_assigns_them(client, world, w
     csrf = login(client, world.users["analyst"])
     page = client.get("/intake").text
     assert f"Event #{event_id}" in page
+    # The received mail itself, listed with its hostile subject as text.
+    assert "&lt;script&gt;alert(&#34;subject&#34;)&lt;/script&gt; scan from" in page
+    messages = client.get("/api/intake/messages", headers=bearer(world, "read-only")).json()
+    assert [(m["parser"], m["event_count"]) for m in messages] == [("freetext", 1)]
+    assert messages[0]["reporter"] == "attacker@evil.example"
     assert "&lt;script&gt;document.location=" in page and "<script>document" not in page
 
     wrong = client.post(f"/intake/{event_id}/assign", data={"csrf": csrf, "client_id": "nobody"})

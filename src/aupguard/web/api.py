@@ -243,6 +243,13 @@ def review_queue(request: Request, who: Principal = VIEW) -> list[dict]:
     return _run(request, lambda s, st: data.review_queue(s, st, who))
 
 
+@router.get("/intake/messages", tags=["intake"])
+def intake_messages(request: Request, status: str | None = Query(None, max_length=20),
+                    limit: int = Query(50, ge=1, le=1000), who: Principal = VIEW) -> list[dict]:
+    """Received complaints, newest first: reporter, subject, parser, status, parse error."""
+    return _run(request, lambda s, st: data.intake_messages(s, status, limit))
+
+
 @router.post("/intake/events/{event_id}/assign", tags=["intake"])
 def intake_assign(request: Request, event_id: int, body: IntakeAssignIn,
                   who: Principal = WORK) -> Any:

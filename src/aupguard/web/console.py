@@ -339,7 +339,9 @@ def client_page(request: Request, client_id: str,
 @router.get("/intake", response_class=HTMLResponse)
 def intake_page(request: Request, who: Principal = VIEW) -> HTMLResponse:
     events = _in_tx(request, lambda s, st: data.review_queue(s, st, who))
-    return render(request, "intake.html", who, events=events, can_work=who.holds(Perm.WORK))
+    messages = _in_tx(request, lambda s, st: data.intake_messages(s, limit=50))
+    return render(request, "intake.html", who, events=events, messages=messages,
+                  can_work=who.holds(Perm.WORK))
 
 
 @router.post("/intake/{event_id}/assign")

@@ -302,6 +302,16 @@ def review_queue(session: Session, settings, who: Principal) -> list[dict]:
     return out
 
 
+MESSAGE_FIELDS = ("id", "reference", "received_at", "source", "reporter", "subject", "parser",
+                  "status", "event_count", "error", "trust", "sha256", "duplicate_of")
+
+
+def intake_messages(session: Session, status: str | None = None, limit: int = 50) -> list[dict]:
+    """Recently received complaints (metadata; the raw mail stays in the evidence store)."""
+    rows = func("intake", "list_messages")(session, status=status or None, limit=limit)
+    return [{k: v for k, v in plain(r).items() if k in MESSAGE_FIELDS} for r in rows]
+
+
 def intake_assign(session: Session, who: Principal, event_id: int, client_id: str) -> Any:
     return plain(func("intake", "assign_event")(session, event_id, client_id, who.actor))
 
