@@ -28,19 +28,12 @@ class Services:
     threads: list[threading.Thread] = field(default_factory=list)
 
 
-def desk_work(settings: Settings, store) -> dict[str, int]:
-    """One round of case handling: group incidents, escalate past deadlines, send mail."""
+def desk_work(settings: Settings, store) -> Any:
+    """One round of case handling: group incidents, take due ladder steps, deliver mail."""
     from aupguard.cases import service as cases
 
-    done = {"cases": 0, "escalated": 0, "sent": 0}
     with store.session() as session:
-        done["cases"] = len(cases.ingest_incidents(session, settings))
-        done["escalated"] = len(cases.run_deadlines(session, settings))
-    if settings.cases.smtp_enabled:
-        with store.session() as session:
-            report = cases.deliver_outbox(session, settings)
-            done["sent"] = getattr(report, "sent", 0)
-    return done
+        return cases.periodic(session, settings)
 
 
 def start(settings: Settings, store, *, flows: bool = True, intake: bool = True,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass
+from functools import cache
 from importlib import resources
 from typing import Any
 
@@ -27,13 +28,20 @@ class ClauseSpec:
     mechanism: str
 
 
+@cache
 def shipped_text() -> str:
     return resources.files("aupguard.policy").joinpath("aup-2014.txt").read_text(encoding="utf-8")
 
 
-def shipped_markers() -> dict[str, dict[str, str]]:
+@cache
+def _shipped_markers() -> dict[str, dict[str, str]]:
     raw = resources.files("aupguard.policy").joinpath("clauses-2014.toml").read_text(encoding="utf-8")
     return tomllib.loads(raw)["clauses"]
+
+
+def shipped_markers() -> dict[str, dict[str, str]]:
+    """A fresh copy each call: callers may edit it to build a new version's map."""
+    return {k: dict(v) for k, v in _shipped_markers().items()}
 
 
 def resolve(text: str, markers: dict[str, dict[str, Any]], source: str = "catalogue") -> list[ClauseSpec]:
@@ -56,8 +64,13 @@ def resolve(text: str, markers: dict[str, dict[str, Any]], source: str = "catalo
     return specs
 
 
+@cache
+def _catalogue() -> tuple[ClauseSpec, ...]:
+    return tuple(resolve(shipped_text(), _shipped_markers(), "shipped catalogue"))
+
+
 def shipped_catalogue() -> list[ClauseSpec]:
-    return resolve(shipped_text(), shipped_markers(), "shipped catalogue")
+    return list(_catalogue())
 
 
 CLAUSE_IDS: tuple[str, ...] = tuple(shipped_markers())
