@@ -39,8 +39,11 @@ def _free_tcp_port() -> int:
         return s.getsockname()[1]
 
 
-def test_counts_records_and_stores_them(flow_settings, softflowd_exports):
+@pytest.mark.parametrize("writer_process", [False, True], ids=["inline", "writer-process"])
+def test_counts_records_and_stores_them(flow_settings, softflowd_exports, writer_process):
     datagrams_, records = softflowd_exports[9]
+    flow_settings.flows = flow_settings.flows.model_copy(
+        update={"writer_process": writer_process})
     seen: list[int] = []
     with Collector(flow_settings) as collector:
         collector.add_listener(lambda table: seen.append(table.num_rows))
@@ -56,9 +59,12 @@ def test_counts_records_and_stores_them(flow_settings, softflowd_exports):
     assert stats["sockets"][0]["kernel_drops"] == 0
 
 
-def test_stop_loses_nothing_accepted(flow_settings, softflowd_exports):
+@pytest.mark.parametrize("writer_process", [False, True], ids=["inline", "writer-process"])
+def test_stop_loses_nothing_accepted(flow_settings, softflowd_exports, writer_process):
     """Datagrams still in the kernel buffer or the batch queue are decoded and stored."""
     datagrams_, records = softflowd_exports[5]
+    flow_settings.flows = flow_settings.flows.model_copy(
+        update={"writer_process": writer_process})
     collector = Collector(flow_settings).start()
     _send(datagrams_, flow_settings.flows.netflow_port, pace_every=10**6)
     collector.stop()  # straight away: no wait

@@ -191,3 +191,23 @@ def test_empty_store_still_has_a_flows_view(settings):
     con = open_duckdb(settings)
     assert con.execute("SELECT count(*) FROM flows").fetchone() == (0,)
     assert read_flows(settings).schema == FLOW_SCHEMA
+
+
+def test_writer_process_writes_and_falls_back_when_it_dies(settings):
+    from aupguard.flows.writer_process import ProcessFlowWriter
+
+    writer = ProcessFlowWriter.from_settings(settings)
+    try:
+        writer.add(flows_table(_rows_over_hours()))
+        files = writer.flush()
+        assert len(files) == 3 and writer.records_written == 6 and writer.buffered == 0
+        assert read_flows(settings).num_rows == 6
+        writer._proc.kill()  # the child dies: later flows are written in-process
+        writer._proc.join()
+        writer.add(flows_table([{"start": H10, "packets": 77}]))
+        assert writer.write_errors == 1
+        assert len(writer.flush()) == 1
+    finally:
+        writer.close()
+    table = read_flows(settings)
+    assert table.num_rows == 7 and 77 in table.column("packets").to_pylist()

@@ -128,7 +128,14 @@ class Collector:
         if enricher is None and load_enricher:
             # Without a store the enricher still adds ASNs and AS paths from the RIB.
             self.enricher = _load_enricher(settings, store)
-        self.writer = writer if writer is not None else FlowWriter.from_settings(settings)
+        if writer is None:
+            if self.cfg.writer_process:
+                from aupguard.flows.writer_process import ProcessFlowWriter
+
+                writer = ProcessFlowWriter.from_settings(settings)
+            else:
+                writer = FlowWriter.from_settings(settings)
+        self.writer = writer
         self.writer.auto_flush = False  # flushed by the housekeeping thread
         self._flush_now = threading.Event()
         self._listeners: list[Listener] = []

@@ -57,6 +57,11 @@ class FlowSettings(BaseModel):
         description='Per-exporter sampling rate that wins over the announced one, '
         'e.g. {"192.0.2.1" = 1000}.',
     )
+    writer_process: bool = Field(
+        default=False,
+        description="Encode Parquet in a separate process so it does not compete with "
+        "receiving and decoding (uses one more process; see docs/flows.md).",
+    )
     max_pending: int = Field(
         default=10_000, ge=0,
         description="Data records held per exporter while waiting for their template (bounded).",
