@@ -33,7 +33,7 @@ def synthetic_rib(n4: int = 1_000_000, n6: int = 200_000, seed: int = 1, n_paths
     """A nested RIB of about n4 IPv4 and n6 IPv6 prefixes (duplicates removed)."""
     rng = np.random.default_rng(seed)
     # oversample, drop duplicate prefixes, keep the first n of each family
-    m4, m6 = int(n4 * 1.5) + 10, int(n6 * 1.1) + 10
+    m4, m6 = int(n4 * 1.5) + 10, int(n6 * 1.4) + 10
     # IPv4: 60% /24, the rest /8-/23 aggregates, 3% more-specifics /25-/32 inside them
     base = rng.integers(1 << 24, 224 << 24, m4, dtype=np.uint64)
     plen4 = np.where(rng.random(m4) < 0.6, 24, rng.integers(8, 24, m4)).astype(np.uint8)
