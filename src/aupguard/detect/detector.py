@@ -100,7 +100,9 @@ def to_finding(det: Detection, ctx: Context) -> Finding:
 @dataclass
 class TickStats:
     ticks: int = 0
-    eval_s: float = 0.0
+    eval_s: float = 0.0              # CPU seconds in rule evaluation
+    tick_wall_s: float = 0.0         # wall seconds in ticks (evaluation + storing)
+    tick_wall_max_s: float = 0.0
     findings: int = 0
     incidents: set[int] = field(default_factory=set)
 
@@ -159,7 +161,13 @@ class LiveDetector:
         """Evaluate the rules now and store what they find (thread-safe: the collector's
         listener and `aupguard run`'s timer both call it)."""
         with self._tick_lock:
-            return self._tick(now_ms)
+            began = time.monotonic()
+            try:
+                return self._tick(now_ms)
+            finally:
+                took = time.monotonic() - began
+                self.stats.tick_wall_s += took
+                self.stats.tick_wall_max_s = max(self.stats.tick_wall_max_s, took)
 
     def _tick(self, now_ms: int | None) -> list[int]:
         now = self._now_ms() if now_ms is None else int(now_ms)

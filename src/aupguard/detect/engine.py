@@ -128,7 +128,8 @@ class Engine:
         self.lock = threading.Lock()
         self.watermark = 0
         self.rows_in = 0
-        self.pending: list[pa.Table] = []
+        self.pending: list[pa.Table] = []        # prepared, not yet in a window
+        self.pending_raw: list[pa.Table] = []    # as received
         self.hot_dst: dict[int, int] = {}
         self.hot_src: dict[int, int] = {}
         self.interval_s = settings.interval_s
@@ -137,16 +138,19 @@ class Engine:
 
     # -- input ----------------------------------------------------------------
     def ingest(self, table: pa.Table, prepared: bool = False) -> None:
-        """Add one batch (raw flows, or already prepared); sorted into windows at the next
-        evaluation, so any batch size costs the same."""
+        """Add one batch (raw flows, or already prepared). Batches are only queued here;
+        they are prepared and sorted into the windows once per evaluation, so the
+        per-batch cost is nil whatever the collector's batch size."""
         if table.num_rows == 0:
             return
-        batch = table if prepared else prepare(table, self.ctx)
+        column = table.column("end_ms" if prepared else "end")
+        if pa.types.is_timestamp(column.type):
+            column = pc.cast(pc.cast(column, pa.timestamp("ms", tz="UTC")), pa.int64())
+        newest_ms = pc.max(column).as_py()
         with self.lock:
-            self.rows_in += batch.num_rows
-            newest = pc.max(batch.column("end_ms")).as_py()
-            self.watermark = max(self.watermark, newest)
-            self.pending.append(batch)
+            self.rows_in += table.num_rows
+            self.watermark = max(self.watermark, int(newest_ms))
+            (self.pending if prepared else self.pending_raw).append(table)
 
     def _hot_limits(self) -> tuple[dict[str, float], float]:
         """Per-interval packet/byte/flow counts that make a host hot (a fraction of the
@@ -170,6 +174,10 @@ class Engine:
         interval, a UDP service-port source likewise for reflectors) plus broadcast
         destinations. Long window: rows matching a long rule's prefilter.
         """
+        if self.pending_raw:
+            raw = pa.concat_tables(self.pending_raw, promote_options="default")
+            self.pending_raw = []
+            self.pending.append(prepare(raw, self.ctx))
         if not self.pending:
             return
         batch = pa.concat_tables(self.pending)
@@ -202,7 +210,9 @@ class Engine:
                     self.hot_dst[key] = expiry
                 for key in np.asarray(hot_src, dtype=np.int64).tolist():
                     self.hot_src[key] = expiry
-                keep = np.asarray(batch.column("dst_bcast").to_numpy(zero_copy_only=False))
+                proto = batch.column("proto").to_numpy()
+                keep = np.asarray(batch.column("dst_bcast").to_numpy(zero_copy_only=False)) & (
+                    (proto == 1) | (proto == 58))
                 if self.hot_dst:
                     keep = keep | np.isin(batch.column("dst_key").to_numpy(),
                                           np.fromiter(self.hot_dst, np.int64))
