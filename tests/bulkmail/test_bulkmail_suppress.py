@@ -141,3 +141,21 @@ def test_normalise_and_hash_agree_with_scalar(values):
     assert sha256_arrow(table["norm"]).to_pylist() == [sha256_hex(n) for n in norms]
     parsed = parse_entries(pa.array(values, pa.large_string()))
     assert parsed.num_rows == len(values)
+
+
+def test_parquet_snapshot_follows_changes(store, tmp_path):
+    _populate(store)
+    cache = tmp_path / "cache"
+    with store.session() as s:
+        first = screen(s, ["new@example.com", "global.one@example.com"], cache_dir=cache)
+    assert [r["address"] for r in first.suppressed_rows()] == ["global.one@example.com"]
+    snapshots = sorted(p.name for p in cache.glob("*.parquet"))
+    assert len(snapshots) == 1
+    with store.session() as s:   # the snapshot is reused, then rebuilt after an insert
+        assert screen(s, ["global.one@example.com"], cache_dir=cache).suppressed.num_rows == 1
+        add_one(s, "new@example.com", at=T0)
+    with store.session() as s:
+        again = screen(s, ["new@example.com", "global.one@example.com"], cache_dir=cache)
+    assert [r["address"] for r in again.suppressed_rows()] == ["new@example.com", "global.one@example.com"]
+    assert sorted(p.name for p in cache.glob("*.parquet")) != snapshots
+    assert len(list(cache.glob("*.parquet"))) == 1

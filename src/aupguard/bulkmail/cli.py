@@ -226,8 +226,9 @@ def suppress_screen(ctx: typer.Context,
 
     started = time.monotonic()
     addresses = read_address_file(file)
-    with console.status(f"screening {len(addresses):,} addresses..."), state(ctx).store.session() as session:
-        result = screen(session, addresses, client)
+    st = state(ctx)
+    with console.status(f"screening {len(addresses):,} addresses..."), st.store.session() as session:
+        result = screen(session, addresses, client, cache_dir=st.settings.data_dir / "cache")
     seconds = time.monotonic() - started
     if out is not None:
         out.write_text("\n".join(result.mailable.to_pylist()) + ("\n" if len(result.mailable) else ""),
