@@ -69,6 +69,26 @@ class _Sets:
     length: np.ndarray  # body length
 
 
+def _gather_records(
+    buf: np.ndarray, t: Template, starts: np.ndarray, lengths: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """All whole records of fixed-length sets, copied out of the batch buffer in one gather.
+
+    Rows of a sliding-window view over the buffer are taken at every record's start:
+    one contiguous copy per record, no Python loop per set or record, and padding at
+    the end of a set (any length) is left behind.
+    """
+    size = t.record_len
+    per_set = lengths // size
+    n = int(per_set.sum())
+    if n == 0:
+        return np.zeros(0, dtype=t.dtype), per_set
+    first = np.repeat(starts - np.concatenate(([0], np.cumsum(per_set)[:-1])) * size, per_set)
+    rec_starts = first + np.arange(n) * size
+    rows = np.lib.stride_tricks.sliding_window_view(buf, size)[rec_starts]
+    return rows.view(t.dtype).reshape(n), per_set
+
+
 class Decoder:
     """Stateful decoder for one collector (templates and sampling are per exporter)."""
 
@@ -431,15 +451,19 @@ class Decoder:
                     body = bytes(mv[sets.start[r] : sets.start[r] + sets.length[r]])
                     self._hold(key, body, int(unix_ms[i]), int(uptime[i]), items[i][2])
                 continue
-            bodies = [
-                mv[s : s + n]
-                for s, n in zip(sets.start[rows_a].tolist(), sets.length[rows_a].tolist())
-            ]
             dg = sets.dg[rows_a]
             if recv is None:
                 recv = np.fromiter((it[2] for it in items), dtype=np.int64, count=len(items))
             ctx = {"unix_ms": unix_ms[dg], "uptime": uptime[dg], "recv_ms": recv[dg]}
-            batch, per_set = self._decode_sets(t, key, bodies, ctx)
+            if t.varlen:
+                bodies = [
+                    mv[s : s + n]
+                    for s, n in zip(sets.start[rows_a].tolist(), sets.length[rows_a].tolist())
+                ]
+                batch, per_set = self._decode_sets(t, key, bodies, ctx)
+            else:
+                recs, per_set = _gather_records(buf, t, sets.start[rows_a], sets.length[rows_a])
+                batch = self._emit(t, key, recs, per_set, ctx, None)
             np.add.at(dg_records, dg, per_set)
             if batch is not None:
                 out.append(batch)
@@ -626,18 +650,31 @@ class Decoder:
             else:
                 data = b"".join([b[: k * L] for b, k in zip(bodies, per_set.tolist())])
         n = int(per_set.sum())
-        if n == 0:
-            return None, per_set
         recs = np.frombuffer(data, dtype=t.dtype, count=n)
-        rec_set = np.repeat(np.arange(len(per_set)), per_set)
+        return self._emit(t, key, recs, per_set, ctx, frames), per_set
+
+    def _emit(
+        self,
+        t: Template,
+        key: tuple,
+        recs: np.ndarray,
+        per_set: np.ndarray,
+        ctx: dict[str, np.ndarray],
+        frames: list[bytes] | None,
+    ) -> pa.RecordBatch | None:
+        """Records of one template (per_set of them from each set) to a batch, or to options."""
+        n = len(recs)
+        if n == 0:
+            return None
         if t.is_options:
             self._read_options(t, key, recs)
-            return None, per_set
+            return None
+        rec_set = np.repeat(np.arange(len(per_set)), per_set)
         cols = self._flow_columns(t, key, recs, {k: v[rec_set] for k, v in ctx.items()})
         if t.frame_field >= 0:
             self._frame_columns(t, recs, frames, cols)
-        self.stats.for_exporter(exp).records += n
-        return make_batch(n, cols), per_set
+        self.stats.for_exporter(key[0]).records += n
+        return make_batch(n, cols)
 
     def _read_options(self, t: Template, key: tuple, recs: np.ndarray) -> None:
         """Options data: sampling per sampler id (Cisco IOS XR) and system init time."""
