@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tests.web.conftest import login
+from tests.web.conftest import bearer, login
 from tests.web.scenario import HOSTILE, PASSWORD
 
 
@@ -276,3 +276,31 @@ def test_policy_page_versions_clause_and_acceptance(client, world, web_store):
     rows = client.get("/api/policy/acceptances", headers={
         "Authorization": f"Bearer {world.tokens['read-only']}"}).json()
     assert [(r["client_id"], r["version"], r["activity"]) for r in rows] == [("acme", "2014", "traffic")]
+
+
+def test_copyright_strikes_are_counted_and_withdrawn(client, world, web_store, web_settings):
+    from datetime import timedelta
+
+    from aupguard import incidents
+    from aupguard.cases import service as cases
+    from tests.web.scenario import T0
+
+    with web_store.session() as session:
+        for n in range(3):  # three ACNS notices about acme: the warning threshold
+            incidents.report(session, incidents.Finding(
+                source="complaint", rule="acns", clause_id="lawful.ip", key=f"acns:{n}",
+                first_seen=T0 + timedelta(hours=n), last_seen=T0 + timedelta(hours=n),
+                client_id="acme", offender="192.0.2.30", summary=f"notice {n}"))
+        cases.ingest_incidents(session, web_settings)
+    h = bearer(world, "analyst")
+    ledger = client.get("/api/clients/acme", headers=h).json()["strikes"]
+    assert ledger["active"] == 3 and ledger["level"] == "warning"
+    csrf = login(client, world.users["analyst"])
+    page = client.get("/clients/acme").text
+    assert 'id="strikes-active">3<' in page and "final warning" in page
+    first = ledger["entries"][0]["id"]
+    done = client.post(f"/clients/acme/strikes/{first}/withdraw",
+                       data={"csrf": csrf, "reason": "counter-notice upheld"}).text
+    assert f"Strike {first} withdrawn." in done and 'id="strikes-active">2<' in done
+    assert client.post("/api/clients/resel/strikes/%d/withdraw" % first, headers=h,
+                       json={"reason": "x"}).status_code == 404

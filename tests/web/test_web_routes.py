@@ -33,7 +33,7 @@ def _routes(app) -> list[tuple[str, APIRoute, str]]:
 
 def _url(path: str, world) -> str:
     values = {"case_id": world.case_id, "incident_id": world.incident_id, "client_id": "acme",
-              "clause_id": "lawful.exploit", "event_id": 1, "token": "x", "mitigation_id": 1, "order_id": 1}
+              "clause_id": "lawful.exploit", "event_id": 1, "token": "x", "mitigation_id": 1, "order_id": 1, "strike_id": 1}
     return re.sub(r"{(\w+)}", lambda m: str(values[m.group(1)]), path)
 
 

@@ -226,6 +226,18 @@ def get_client(request: Request, client_id: str, who: Principal = VIEW) -> dict:
     return _run(request, lambda s, st: data.client_detail(s, st, who, client_id))
 
 
+class StrikeWithdrawIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+@router.post("/clients/{client_id}/strikes/{strike_id}/withdraw", tags=["clients"])
+def withdraw_strike(request: Request, client_id: str, strike_id: int, body: StrikeWithdrawIn,
+                    who: Principal = WORK) -> dict:
+    """Withdraw a copyright strike (counter-notice upheld, notice retracted); returns the ledger."""
+    return _run(request, lambda s, st: data.withdraw_strike(s, st, who, client_id, strike_id,
+                                                            body.reason))
+
+
 @router.get("/who", tags=["clients"])
 def who_is(request: Request, address: str = Query(..., max_length=64),
            at: datetime | None = None, port: int | None = Query(None, ge=0, le=65535),

@@ -331,7 +331,20 @@ def client_page(request: Request, client_id: str,
     except ACTION_ERRORS as exc:  # e.g. no flow files for the month
         report_error = str(exc)
     return render(request, "client.html", who, **detail, asn_report=report,
-                  report_error=report_error, month=month)
+                  report_error=report_error, month=month, can_work=who.holds(Perm.WORK))
+
+
+@router.post("/clients/{client_id}/strikes/{strike_id}/withdraw")
+def strike_withdraw(request: Request, client_id: str, strike_id: int,
+                    reason: str = Form(..., min_length=1, max_length=2000),
+                    who: Principal = WORK) -> Response:
+    here = f"/clients/{quote(client_id, safe='')}"
+    try:
+        _in_tx(request, lambda s, st: data.withdraw_strike(s, st, who, client_id, strike_id,
+                                                           reason))
+    except ACTION_ERRORS as exc:
+        return back(request, here, f"withdraw failed: {exc}", "error")
+    return back(request, here, f"Strike {strike_id} withdrawn.")
 
 
 # --- intake ------------------------------------------------------------------------

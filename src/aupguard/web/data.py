@@ -197,6 +197,17 @@ def lift_order(session: Session, settings, who: Principal, order_id: int, note: 
     return plain(func("cases", "lift_order")(session, order_id, who.actor, note))
 
 
+def withdraw_strike(session: Session, settings, who: Principal, client_id: str, strike_id: int,
+                    reason: str) -> Any:
+    """Withdraw a repeat-infringer strike (counter-notice upheld); the row stays, audited."""
+    ledger = strikes(session, settings, client_id)
+    if strike_id not in {e["id"] for e in ledger.get("entries", [])}:
+        raise NotFound(f"client {client_id} has no strike {strike_id}")
+    func("cases", "withdraw_strike")(session, strike_id, reason, who.actor)
+    session.flush()
+    return strikes(session, settings, client_id)
+
+
 def strikes(session: Session, settings, client_id: str) -> Any:
     return plain(func("cases", "strikes")(session, client_id, settings=settings))
 
