@@ -302,5 +302,5 @@ def test_copyright_strikes_are_counted_and_withdrawn(client, world, web_store, w
     done = client.post(f"/clients/acme/strikes/{first}/withdraw",
                        data={"csrf": csrf, "reason": "counter-notice upheld"}).text
     assert f"Strike {first} withdrawn." in done and 'id="strikes-active">2<' in done
-    assert client.post("/api/clients/resel/strikes/%d/withdraw" % first, headers=h,
+    assert client.post(f"/api/clients/resel/strikes/{first}/withdraw", headers=h,
                        json={"reason": "x"}).status_code == 404
