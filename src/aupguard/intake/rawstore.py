@@ -56,7 +56,8 @@ def durable_write(target: Path, data: bytes, tmp_dir: Path | None = None,
 
 
 class RawStore:
-    """Raw messages by SHA-256 (``raw/ab/cd/<sha256>.eml``); writing twice is a no-op."""
+    """Raw messages by SHA-256 (``raw/ab/<sha256>.eml``); writing twice is a no-op.
+    One level of 256 folders: a second level costs a mkdir per message on a busy disk."""
 
     def __init__(self, root: Path):
         self.root = Path(root)
@@ -64,10 +65,11 @@ class RawStore:
 
     def put(self, data: bytes, *, sync: bool = True) -> tuple[str, str]:
         digest = hashlib.sha256(data).hexdigest()
-        ref = f"raw/{digest[:2]}/{digest[2:4]}/{digest}.eml"
+        ref = f"raw/{digest[:2]}/{digest}.eml"
         target = self.root / ref
         if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
+            if not target.parent.is_dir():
+                target.parent.mkdir(parents=True, exist_ok=True)
             durable_write(target, data, sync=sync)
             self._unsynced = self._unsynced or not sync
         return digest, ref
