@@ -150,13 +150,17 @@ def open_cases(settings: Settings, store, console: Console) -> None:
                   f"{len(incidents)} incidents; {len(opened)} opened or grown now")
 
 
-def create_login(store, console: Console) -> tuple[str, str]:
+def create_logins(store) -> list[tuple[str, str, str]]:
+    """An admin for the desk and a legal user (the only role that sees CSAM cases)."""
     from aupguard.web.auth import add_user
 
-    password = secrets.token_urlsafe(12)
+    logins = []
     with store.session() as session:
-        add_user(session, "demo", "admin", password, actor="demo")
-    return "demo", password
+        for name, role in (("demo", "admin"), ("legal", "legal")):
+            password = secrets.token_urlsafe(12)
+            add_user(session, name, role, password, actor="demo")
+            logins.append((name, role, password))
+    return logins
 
 
 def run_demo(app_state, serve: bool = True, data_dir: Path | None = None) -> None:
@@ -175,15 +179,16 @@ def run_demo(app_state, serve: bool = True, data_dir: Path | None = None) -> Non
     replay_flows(settings, store, console)
     import_complaints(settings, store, console)
     open_cases(settings, store, console)
-    user, password = create_login(store, console)
+    logins = create_logins(store)
     url = f"http://{settings.web.host}:{settings.web.port}/"
     console.rule()
+    for name, role, password in logins:
+        console.print(f"login [bold]{name}[/] ({role}): password [bold]{password}[/]", highlight=False)
     if not serve:
-        console.print(f"console not started (--no-serve); log in later with `aupguard web` as "
-                      f"{user} / {password}")
+        console.print(f"console not started (--no-serve); serve it later with "
+                      f"`aupguard -c CONFIG web` where CONFIG sets data_dir = {str(settings.data_dir)!r}")
         return
     from aupguard.web.app import serve as serve_web
 
-    console.print(f"[bold green]console:[/] {url}   login: [bold]{user}[/]  password: [bold]{password}[/]"
-                  "   (Ctrl-C stops)")
+    console.print(f"[bold green]console:[/] {url}   (Ctrl-C stops)")
     serve_web(settings, store)
