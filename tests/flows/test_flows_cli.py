@@ -169,3 +169,37 @@ def test_addresses_to_text_matches_ipaddress(values):
     assert addresses_to_text(array).to_pylist() == expected
     # DuckDB hands BLOBs back as variable binary: same answer.
     assert addresses_to_text(array.cast(pa.binary())).to_pylist() == expected
+
+
+@pytest.mark.shared
+def test_cli_import_real_router_captures(shared_data, settings, tmp_path):
+    """`flows import` on captures from real exporters: NetFlow v5 on a non-default
+    port (tshark as the oracle), sFlow, and IPFIX/v9 from an IPv6 exporter."""
+    from aupguard.flows.store import read_flows
+    from tests.flows.traffic import tshark_flows
+
+    config = tmp_path / "aupguard.toml"
+    config.write_text(f'data_dir = "{settings.data_dir}"\n', encoding="utf-8")
+    v5 = shared_data / "flows" / "akvorado" / "nfv5.pcap"
+    # Port 9990 is not a default export port: skipped unless asked for.
+    skipped = _cli(config, "flows", "import", str(v5), "--json")
+    assert json.loads(skipped.output)[0]["skipped"] == {"other UDP port": 1}
+    result = _cli(config, "flows", "import", str(v5), "--port", "9990", "--json")
+    [report] = json.loads(result.output)
+    oracle = tshark_flows(v5, 9990)
+    assert report["flows"] == len(oracle) > 0 and report["decode"]["errors"] == {}
+    stored = read_flows(settings)
+    got = sorted((r["packets"], r["bytes"]) for r in stored.to_pylist())
+    assert got == sorted((o["packets"], o["bytes"]) for o in oracle)
+
+    sflow = shared_data / "flows" / "akvorado" / "data-sflow-raw-ipv4.pcap"
+    mixed = (shared_data / "flows" / "pmacct-test-automation"
+             / "111-IPFIXv10-NFv9-IPv6-IPv4-mix_sources" / "traffic-01.pcap")
+    result = _cli(config, "flows", "import", str(sflow), str(mixed), "--any-port", "--json")
+    reports = json.loads(result.output)
+    assert [r["decode"]["errors"] for r in reports] == [{}, {}]
+    assert all(r["flows"] > 0 and r["decode"]["pending"] == 0 for r in reports)
+    rows = json.loads(_cli(config, "flows", "query", "--json",
+                           "SELECT DISTINCT exporter FROM flows").output)
+    exporters = {r["exporter"] for r in rows}
+    assert exporters == {"10.19.144.41", "172.19.64.116", "2001:4d98:a100:303:0:931:f:1"}
