@@ -234,12 +234,15 @@ def render_chart(report: AsnReport, path: Path | str, top: int = 15) -> Path:
         mine = [r for r in report.rows if r.client_id == summary.client_id][:top]
         labels = [f"AS{r.asn}" for r in mine]
         values = [r.p_bps / 1e6 for r in mine]
-        colors = ["#c0392b" if r.over else "#2e86c1" for r in mine]
+        colors = ["#c0392b" if r.over else "#2e86c1" if r.limit_bps else "#95a5a6" for r in mine]
         ax.bar(labels, values, color=colors)
         if summary.limit_bps:
             ax.axhline(summary.limit_bps / 1e6, color="#7f8c8d", linestyle="--",
                        label=f"{report.threshold_share:.0%} of CDR = {format_bps(summary.limit_bps)}")
             ax.legend(loc="upper right", fontsize=8)
+        else:
+            ax.text(0.99, 0.95, "no CDR on file: no limit", transform=ax.transAxes, ha="right",
+                    va="top", fontsize=8, color="#7f8c8d")
         ax.set_ylabel(f"p{report.percentile:g} Mbit/s")
         title = summary.client_id + (f" ({summary.client_name})" if summary.client_name else "")
         ax.set_title(f"{title} - {report.month}", fontsize=10)
