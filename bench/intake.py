@@ -139,7 +139,7 @@ def main() -> int:
           f"({len(templates())} templates)")
     raws = [raw for raw, _ in iter_path(maildir)]
     size = sum(map(len, raws))
-    print(f"read {len(raws)} messages, {size / 1e6:.1f} MB")
+    print(f"read {len(raws)} messages, {size / 1e6:.1f} MB; RSS {peak_rss_mb():.0f} MB")
 
     t0 = time.perf_counter()
     for raw in raws:
@@ -160,6 +160,8 @@ def main() -> int:
     prepared = [probe.prepare(raw) for raw in raws]
     prepare_rate = len(raws) / (time.perf_counter() - t0)
     events = sum(len(p.events) for p in prepared)
+    sample = [e for p in prepared for e in p.events if e.ip and e.time][:20000]
+    del prepared
     print(f"2. prepare (raw store + MIME + parsers)   : {prepare_rate:8.0f} msg/s "
           f"({prepare_rate / baseline:.2f}x baseline), {events} events")
 
@@ -206,7 +208,6 @@ def main() -> int:
 
     with store.session() as session:
         index = intake.index(session)
-    sample = [e for p in prepared for e in p.events if e.ip and e.time][:20000]
     hi, lo = strings_to_hilo(e.ip for e in sample)
     t_ms = np.array([int(e.time.timestamp() * 1000) for e in sample], dtype=np.int64)
     ports = np.array([e.port or -1 for e in sample], dtype=np.int32)
@@ -220,7 +221,8 @@ def main() -> int:
     scalar_rate = len(sample) / (time.perf_counter() - t0)
     print(f"4. attribution: vectorised lookup {vector_rate:,.0f}/s vs scalar who() "
           f"{scalar_rate:,.0f}/s ({vector_rate / scalar_rate:.1f}x)")
-    print(f"peak RSS: {peak_rss_mb():.0f} MB")
+    print(f"peak RSS: {peak_rss_mb():.0f} MB (includes the {size / 1e6:.0f} MB of messages "
+          "the benchmark holds in memory; the pipeline itself keeps one batch of 200)")
     target = 500
     print(f"target >= {target} msg/s on one core: {'met' if rate >= target else 'NOT met'}")
     store.dispose()
