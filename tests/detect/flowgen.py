@@ -264,7 +264,7 @@ EXPECTED = [
 
 def attacks(seed: int, base_ms: int = T0) -> pa.Table:
     """Every attack kind, one after the other (seconds from base noted)."""
-    s = lambda sec: base_ms + sec * 1000  # noqa: E731
+    s = lambda sec: base_ms + sec * 1000
     return pa.concat_tables([
         syn_flood_in(seed + 1, s(10)), udp_flood_out(seed + 2, s(18)),
         icmp_flood_in(seed + 3, s(26)), reflection_victim(seed + 4, s(34)),

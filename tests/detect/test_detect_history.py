@@ -44,7 +44,7 @@ def identities(store: Store) -> list[tuple]:
 def test_history_equals_live(tmp_path):
     # Straddle an hour boundary so the replay crosses partitions.
     base = (g.T0 // 3_600_000 + 1) * 3_600_000 - 20_000
-    at = lambda sec: base + sec * 1000  # noqa: E731
+    at = lambda sec: base + sec * 1000
     attacks = [g.syn_flood_in(1, at(4)), g.reflector(2, at(8)), g.horizontal_scan(3, at(10)),
                g.spoofing(4, at(14)), g.c2_contact(5, at(16)), g.brute_force(6, at(18)),
                g.smurf(7, at(22))]

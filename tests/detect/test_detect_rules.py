@@ -44,7 +44,7 @@ def test_every_attack_found_once_and_nothing_else(replayed):
 @pytest.mark.parametrize("expected", g.EXPECTED, ids=[e[0] for e in g.EXPECTED])
 def test_offender_figures_and_evidence(replayed, expected):
     _, rows = replayed
-    rule, client, offender, victim, port, clause, metric, value, tolerance = expected
+    rule, client, offender, victim, _port, clause, metric, value, tolerance = expected
     (row,) = [r for r in rows if r["rule"] == rule]
     assert row["client_id"] == client and row["clause_id"] == clause
     if offender is not None:

@@ -7,8 +7,8 @@ import re
 import pytest
 import sqlglot
 
-from aupguard.detect.engine import Engine
 from aupguard.detect.config import DetectSettings
+from aupguard.detect.engine import Engine
 from aupguard.detect.prepare import PREPARED_SCHEMA
 from aupguard.detect.rules import ALL_RULES, STANDARD_COLUMNS, literal
 

@@ -196,7 +196,7 @@ def register(root: typer.Typer) -> None:
             console.print(f"mitigation {row.id} ({row.prefix}): {row.status}")
 
     @feeds.command("load")
-    def feeds_load(ctx: typer.Context, path: Path = typer.Argument(..., help="Feed file."),
+    def feeds_load(ctx: typer.Context, path: Path = typer.Argument(..., help="Feed file."),  # noqa: B008
                    fmt: str = typer.Option(..., "--format", help="plain, drop or feodo."),
                    name: str = typer.Option(None, "--name", help="Feed name (default: file name)."),
                    json_out: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:

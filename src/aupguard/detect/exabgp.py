@@ -85,7 +85,7 @@ class ExaBGPSpeaker:
         env = {k: v for k, v in env.items() if v != "" or k == "exabgp.tcp.bind"}
         self.proc = subprocess.Popen(exabgp_command() + [str(conf)], env=env, cwd=self.workdir,
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=open(self.workdir / "exabgp.stderr", "ab"))
+                                     stderr=open(self.workdir / "exabgp.stderr", "ab"))  # noqa: SIM115 - the child owns it
         # The helper opens the FIFO read-write; opening it for writing never blocks.
         self._fd = os.open(fifo, os.O_RDWR)
 

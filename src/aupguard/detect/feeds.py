@@ -71,7 +71,7 @@ def parse_drop(text: str) -> ParseResult:
     result = ParseResult()
     for no, line in enumerate(text.splitlines(), 1):
         stripped = line.strip()
-        if not stripped or stripped.startswith(";") or stripped.startswith("#"):
+        if not stripped or stripped.startswith((";", "#")):
             continue
         if len(line) > MAX_LINE:
             result.fail(no, "line too long")

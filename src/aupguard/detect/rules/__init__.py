@@ -7,4 +7,4 @@ from aupguard.detect.rules.base import STANDARD_COLUMNS, Rule, literal
 
 ALL_RULES: dict[str, Rule] = {r.name: r for r in flood.RULES + scan.RULES + abuse.RULES}
 
-__all__ = ["ALL_RULES", "Rule", "STANDARD_COLUMNS", "literal"]
+__all__ = ["ALL_RULES", "STANDARD_COLUMNS", "Rule", "literal"]
