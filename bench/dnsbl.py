@@ -55,6 +55,7 @@ def main() -> None:
     hosts = [str(a) for a in net]
     rng = random.Random(1)
     tmp = Path(tempfile.mkdtemp(prefix="aupguard-dnsbl-bench-"))
+    tmp.chmod(0o755)   # rbldnsd drops root privileges and must still read the zone files
     listed: dict[str, set[str]] = {}
     for zone in ZONES:
         chosen = set(rng.sample(hosts, len(hosts) // 100))
@@ -93,6 +94,8 @@ def main() -> None:
               f"in {seconds:.1f} s ({report.queries / seconds:,.0f} q/s; DNS phase {report.seconds:.1f} s)")
         print(f"  listed {report.listed:,} (expected {expected:,}), new incidents "
               f"{len(report.new_listings):,}, errors {report.errors}")
+        if report.errors:
+            print(f"  first errors: {report.error_samples[:3]}")
         assert report.listed == expected and report.errors == 0
 
         # Baseline: sequential dnspython, one query at a time.
