@@ -466,3 +466,13 @@ def test_held_data_of_many_spoofed_exporters_is_bounded_in_total():
     assert dec.pending_records() <= 16 * 100
     assert dec.stats.total.dropped_pending > 0
     assert dec.stats.total.pending == dec.pending_records()
+
+
+def test_template_of_only_variable_length_fields_does_not_crash():
+    """Found by the atheris target: records with no fixed bytes at all."""
+    dec = Decoder()
+    t = B.flowset(2, B.ipfix_template(256, [(82, 65535), (83, 65535)]))
+    data = B.flowset(256, B.varlen(b"eth0") + B.varlen(b"uplink") + B.varlen(b"") + B.varlen(b"x"))
+    out = rows(dec.feed(B.ipfix([t, data]), EXP, 0))
+    assert len(out) == 2 and dec.stats[EXP].errors == {}
+    assert all(r["src_addr"] == bytes(16) and r["packets"] == 0 for r in out)

@@ -650,7 +650,10 @@ class Decoder:
             else:
                 data = b"".join([b[: k * L] for b, k in zip(bodies, per_set.tolist())])
         n = int(per_set.sum())
-        recs = np.frombuffer(data, dtype=t.dtype, count=n)
+        if t.record_len == 0:  # only variable-length fields: nothing fixed to read
+            recs = np.zeros(n, dtype=t.dtype)
+        else:
+            recs = np.frombuffer(data, dtype=t.dtype, count=n)
         return self._emit(t, key, recs, per_set, ctx, frames), per_set
 
     def _emit(
