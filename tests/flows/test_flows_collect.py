@@ -365,3 +365,14 @@ def test_capture_reader_survives_hostile_packets(tmp_path, frames):
     assert len(got) <= len(frames)
     if not got:  # nothing decodable: every frame accounted for as skipped or held
         assert sum(stats.skipped.values()) >= 1 or not frames
+
+
+def test_unavailable_address_is_skipped_not_fatal(flow_settings):
+    # 192.0.2.1 (TEST-NET) is not configured on this host: EADDRNOTAVAIL.
+    flow_settings.flows = flow_settings.flows.model_copy(
+        update={"listen": ["127.0.0.1", "192.0.2.1"]})
+    with Collector(flow_settings) as collector:
+        assert [a for a, _ in collector.ports] == ["127.0.0.1"]
+    flow_settings.flows = flow_settings.flows.model_copy(update={"listen": ["192.0.2.1"]})
+    with pytest.raises(ConfigError, match="no listen address is usable"):
+        Collector(flow_settings).start()

@@ -196,11 +196,21 @@ def prune_cmd(
                       if keep else "retention is 0 (keep forever): nothing removed")
 
 
+def _alive(pid: Any) -> bool:
+    import os
+
+    try:
+        os.kill(int(pid), 0)
+    except (OSError, TypeError, ValueError):
+        return False
+    return True
+
+
 def _print_stats(stats: dict[str, Any]) -> None:
     from rich.table import Table
 
     age = time.time() - stats.get("time", 0)
-    running = stats.get("running") and age < 3 * 60
+    running = bool(stats.get("running")) and age < 3 * 60 and _alive(stats.get("pid"))
     console.print(f"collector pid {stats.get('pid')}: "
                   f"{'running' if running else 'not running'}, stats from {age:.0f} s ago; "
                   f"{stats.get('flows_out', 0):,} flows out, "

@@ -71,6 +71,10 @@ def kernel_drops(inodes: set[int]) -> dict[int, int]:
     return found
 
 
+class AddressUnavailable(ConfigError):
+    """The host has no such address or address family (e.g. IPv6 disabled)."""
+
+
 def open_udp_socket(address: str, port: int, rcvbuf: int) -> tuple[socket.socket, int]:
     """A bound UDP socket with the largest receive buffer we can get; (socket, granted)."""
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
@@ -85,6 +89,9 @@ def open_udp_socket(address: str, port: int, rcvbuf: int) -> tuple[socket.socket
         sock.bind((address, port))
     except OSError as exc:
         sock.close()
+        if exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+            raise AddressUnavailable(f"cannot listen on UDP [{address}]:{port}: "
+                                     f"{exc.strerror} on this host") from None
         hint = ("another collector (nfcapd, pmacct, aupguard) may hold it"
                 if exc.errno == errno.EADDRINUSE else exc.strerror)
         raise ConfigError(f"cannot listen on UDP [{address}]:{port}: {hint}; "
@@ -175,13 +182,22 @@ class Collector:
         ports = [p for p in (cfg.netflow_port, cfg.sflow_port) if p]
         if not cfg.listen or not ports:
             raise ConfigError("[flows] listen is empty or both ports are 0: nothing to receive on")
+        unavailable: list[str] = []
         try:
             for address in cfg.listen:
                 for port in ports:
-                    self._sockets.append(_Socket(address, port, cfg.rcvbuf_bytes))
+                    try:
+                        self._sockets.append(_Socket(address, port, cfg.rcvbuf_bytes))
+                    except AddressUnavailable as exc:
+                        # The default listens on 127.0.0.1 and ::1; a host without
+                        # IPv6 still collects on IPv4.
+                        unavailable.append(str(exc))
+                        log.warning("%s; skipped", exc)
         except Exception:
             self._close_sockets()
             raise
+        if not self._sockets:
+            raise ConfigError("no listen address is usable: " + "; ".join(unavailable))
         self.started_at = time.time()
         self._stop.clear()
         for s in self._sockets:
