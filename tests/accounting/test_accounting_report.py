@@ -165,3 +165,16 @@ def test_sql_transpiles_to_spark():
     assert "'o\\'brien'" in spark or "'o''brien'" in spark
     sqlglot.parse_one(spark, read="spark")  # parses as Spark SQL
     assert "300.0" not in spark
+
+
+def test_memory_limit_is_applied_and_explained(month):
+    from aupguard.errors import AupguardError
+
+    settings, store = month
+    settings.accounting.memory_limit = "1MB"
+    try:
+        report = asn_report(settings, store, MONTH)
+    except AupguardError as exc:  # too small even to spill: a message that says what to do
+        assert "memory_limit" in str(exc) and "Spark" in str(exc)
+    else:  # DuckDB spilled to DATA_DIR/tmp and still got the exact answer
+        assert _rows(report)[("acme", 3356)].p_bps == pytest.approx(129 * MBIT, **APPROX)

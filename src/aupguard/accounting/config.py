@@ -28,3 +28,7 @@ class AccountingSettings(BaseModel):
         0.10, gt=0, le=1, description="Share of the client's CDR above which the guarantee toward an ASN is void."
     )
     top: int = Field(20, ge=1, description="How many ASNs per client the report table shows.")
+    memory_limit: str = Field(
+        "6GB", description="DuckDB memory limit for the report (it spills to DATA_DIR/tmp beyond it)."
+    )
+    threads: int = Field(0, ge=0, description="DuckDB threads for the report (0: one per core).")

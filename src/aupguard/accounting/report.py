@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, Field
 
 from aupguard.accounting import sql as report_sql
-from aupguard.errors import InputError
+from aupguard.errors import AupguardError, InputError
 
 if TYPE_CHECKING:  # pragma: no cover
     from aupguard.config import Settings
@@ -110,7 +110,8 @@ def _files(settings: Settings, start: datetime, end: datetime) -> list[Path]:
     return files_between(flows_root(settings), start - LOOKBACK, end)
 
 
-def run_sql(files: list[Path], sql_text: str, threads: int | None = None):
+def run_sql(files: list[Path], sql_text: str, threads: int | None = None,
+            memory_limit: str | None = None, temp_dir: Path | None = None):
     """Run the report SQL with DuckDB over the given Parquet files (an Arrow table)."""
     import duckdb
 
@@ -118,6 +119,11 @@ def run_sql(files: list[Path], sql_text: str, threads: int | None = None):
     try:
         if threads:
             con.execute(f"SET threads = {int(threads)}")
+        if memory_limit:
+            con.execute("SET memory_limit = ?", [memory_limit])
+        if temp_dir is not None:
+            temp_dir.mkdir(parents=True, exist_ok=True)
+            con.execute("SET temp_directory = ?", [str(temp_dir)])
         con.execute("SET preserve_insertion_order = false")
         listing = ", ".join("'" + str(p).replace("'", "''") + "'" for p in files)
         con.execute(f"CREATE VIEW flows AS SELECT * FROM read_parquet([{listing}], union_by_name = true)")
@@ -156,7 +162,16 @@ def asn_report(settings: Settings, store: Store | None, month: str,
     table = None
     if files:
         text = report_sql.render(_ms(start), _ms(end), acc.bin_seconds, acc.percentile, client_id)
-        table = run_sql(files, text, threads)
+        import duckdb
+
+        try:
+            table = run_sql(files, text, threads or acc.threads or None, acc.memory_limit,
+                            Path(settings.data_dir) / "tmp" / "accounting")
+        except duckdb.OutOfMemoryException as exc:
+            raise AupguardError(
+                f"the {month} report needs more memory than accounting.memory_limit ="
+                f" {acc.memory_limit!r} ({str(exc).splitlines()[0]}); raise it in aupguard.toml,"
+                " or run the SQL on Spark (aupguard.accounting.sql.to_spark)") from None
         if table is None:
             notes.append("the flows of this month carry no enrichment (client, AS path) columns:"
                          " load a RIB (`aupguard routes load`) and collect with enrichment on")
