@@ -23,7 +23,7 @@ def asn_cmd(
     json_out: bool = typer.Option(False, "--json", help="The whole report as JSON."),
     csv_out: bool = typer.Option(False, "--csv", help="One CSV row per client x ASN."),
     chart: Path = typer.Option(None, "--chart", help="Also draw per-ASN bars vs the limit (.png or .svg)."),
-    top: int = typer.Option(None, "--top", help="ASNs per client in the table (default [accounting] top)."),
+    top: int = typer.Option(None, "--top", help="ASNs per client in the table (default: accounting.top in the config)."),
 ) -> None:
     """Per client and ASN (origin and transit, both directions): the month's percentile
     rate against the share of the client's CDR, and where the guarantee is void."""
