@@ -7,9 +7,10 @@ when present), each with its addresses and dates varied, seeds a registry, then
 measures in the same run:
 
   1. baseline: Python's email parser alone over the Maildir (no MIME walk, no parsers),
-  2. prepare: content-addressed raw store + MIME walk + parser registry (no database),
-  3. full pipeline: prepare + store + de-duplication + attribution + incidents + replies,
-     in batches of 200 per transaction (SQLite, WAL),
+  2. full pipeline: raw store + parse + de-duplication + attribution + incidents + replies
+     + audit, in batches of 200 per transaction (SQLite, WAL), as `intake import` does,
+  3. prepare: content-addressed raw store + MIME walk + parser registry (no database);
+     3b. parse + vectorised attribution only (raw files already stored, no writes),
   4. attribution alone: the registry index's vectorised lookup vs its scalar who().
 
 Prints messages/s, events/s, ratios against the baseline, and peak RSS. One process,
@@ -155,37 +156,12 @@ def main() -> int:
     print(f"seeded registry: {args.clients + 7} clients in {time.perf_counter() - t0:.1f} s")
     intake = Intake(settings, store, index_ttl=3600)
 
-    probe = Intake(Settings(data_dir=work / "probe"), store)
-    t0 = time.perf_counter()
-    prepared = [probe.prepare(raw) for raw in raws]
-    prepare_rate = len(raws) / (time.perf_counter() - t0)
-    events = sum(len(p.events) for p in prepared)
-    sample = [e for p in prepared for e in p.events if e.ip and e.time][:20000]
-    del prepared
-    print(f"2. prepare (raw store + MIME + parsers)   : {prepare_rate:8.0f} msg/s "
-          f"({prepare_rate / baseline:.2f}x baseline), {events} events")
-
-    from datetime import timedelta
-
-    from aupguard.intake.attribution import attribute
-
-    with store.session() as session:
-        index = intake.index(session)
-    t0 = time.perf_counter()
-    parsed = [probe.prepare(raw, sync=False) for raw in raws]
-    outcomes = attribute(index, [e for p in parsed for e in p.events], timedelta(hours=72))
-    pa_rate = len(raws) / (time.perf_counter() - t0)
-    attributed = sum(o.status == "attributed" for o in outcomes)
-    print(f"2b. parse + attribute (no database writes): {pa_rate:8.0f} msg/s "
-          f"({pa_rate / baseline:.2f}x baseline), {attributed}/{len(outcomes)} events attributed")
-    del parsed
-
     t0 = time.perf_counter()
     results = intake.ingest_many(raws, batch=200, source="import")
     elapsed = time.perf_counter() - t0
     rate = len(raws) / elapsed
     stored = sum(len(r.event_ids) for r in results)
-    print(f"3. full pipeline (parse+attribute+store)  : {rate:8.0f} msg/s "
+    print(f"2. full pipeline (parse+attribute+store)  : {rate:8.0f} msg/s "
           f"({rate / baseline:.2f}x baseline), {stored / elapsed:.0f} events/s, "
           f"{elapsed:.1f} s total")
     from collections import Counter
@@ -201,6 +177,33 @@ def main() -> int:
         incidents = session.execute(select(func.count()).select_from(IncidentRow)).scalar()
     print(f"   messages: {dict(Counter(r.status for r in results))}")
     print(f"   events: {by_status}; incidents: {incidents}")
+    print(f"   peak RSS after the pipeline: {peak_rss_mb():.0f} MB")
+
+    probe = Intake(Settings(data_dir=work / "probe"), store)
+    t0 = time.perf_counter()
+    prepared = [probe.prepare(raw, sync=False) for raw in raws]
+    probe.raw.sync()
+    prepare_rate = len(raws) / (time.perf_counter() - t0)
+    events = sum(len(p.events) for p in prepared)
+    sample = [e for p in prepared for e in p.events if e.ip and e.time][:20000]
+    del prepared
+    print(f"3. prepare (raw store + MIME + parsers)   : {prepare_rate:8.0f} msg/s "
+          f"({prepare_rate / baseline:.2f}x baseline), {events} events")
+
+    from datetime import timedelta
+
+    from aupguard.intake.attribution import attribute
+
+    with store.session() as session:
+        index = intake.index(session)
+    t0 = time.perf_counter()
+    parsed = [probe.prepare(raw, sync=False) for raw in raws]
+    outcomes = attribute(index, [e for p in parsed for e in p.events], timedelta(hours=72))
+    pa_rate = len(raws) / (time.perf_counter() - t0)
+    attributed = sum(o.status == "attributed" for o in outcomes)
+    print(f"3b. parse + attribute (no database writes): {pa_rate:8.0f} msg/s "
+          f"({pa_rate / baseline:.2f}x baseline), {attributed}/{len(outcomes)} events attributed")
+    del parsed
 
     import numpy as np
 
