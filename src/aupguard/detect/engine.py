@@ -152,7 +152,7 @@ class Engine:
             self.watermark = max(self.watermark, int(newest_ms))
             (self.pending if prepared else self.pending_raw).append(table)
 
-    def _hot_limits(self) -> tuple[dict[str, float], float]:
+    def hot_limits(self) -> tuple[dict[str, float], float]:
         """Per-interval packet/byte/flow counts that make a host hot (a fraction of the
         loosest flood thresholds), and the reflector packet count."""
         floods = [r for r in self.short_rules if "pps" in r.defaults and "flows_per_s" in r.defaults]
@@ -186,7 +186,7 @@ class Engine:
         self.con.register("incoming", batch)
         try:
             if self.short_rules:
-                limits, reflect_pps = self._hot_limits()
+                limits, reflect_pps = self.hot_limits()
                 f = HOT_FRACTION * span_s
                 having = " OR ".join(
                     f"{agg} >= {limits[name] * f}" for name, agg in
