@@ -216,6 +216,12 @@ class LiveDetector:
         self.stats.incidents.update(touched)
         return touched
 
+    def close(self) -> None:
+        """Stop the ExaBGP process this detector started (routes stay until the session drops)."""
+        if self.mitigator is not None and self.mitigator._speaker is not None and hasattr(
+                self.mitigator._speaker, "stop"):
+            self.mitigator._speaker.stop()
+
     # -- history ------------------------------------------------------------------
     def replay(self, table: pa.Table, step_ms: int | None = None) -> None:
         """Feed flows in event-time order, one step at a time, as if they arrived live."""
