@@ -162,3 +162,22 @@ def test_duplicates_inside_one_batch(intake):
     assert messages[results[1].message_id].duplicate_of == results[0].message_id
     assert [r.status for r in rows] == ["attributed", "duplicate"]
     assert rows[1].duplicate_of == rows[0].id and rows[1].incident_id == rows[0].incident_id
+
+
+def test_ipv6_events_are_attributed(intake):
+    from aupguard.registry import Client, add_assignment, add_client
+
+    with intake.store.session() as session:
+        add_client(session, Client(id="v6net", name="IPv6 client"))
+        add_assignment(session, "v6net", "2001:db8:1::/48")
+    raw = (b"From: soc@victim.example\nSubject: SSH brute force\nDate: Sat, 28 Nov 2026 "
+           b"10:00:00 +0000\n\nbrute force login attempts from 2001:DB8:1::66 and "
+           b"2001:db8:ffff::1 at 2026-11-28T09:30:00Z\n")
+    result = intake.ingest(raw)
+    with intake.store.session() as session:
+        events = {e.ip: e for e in list_events(session, message_id=result.message_id)}
+    assert set(events) == {"2001:db8:1::66", "2001:db8:ffff::1"}
+    assert (events["2001:db8:1::66"].client_id, events["2001:db8:1::66"].status) == (
+        "v6net", "attributed")
+    assert events["2001:db8:1::66"].clause_id == "security.cracking"
+    assert events["2001:db8:ffff::1"].status == "review"
