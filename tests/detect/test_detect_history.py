@@ -107,5 +107,10 @@ def test_detect_cli_over_history(tmp_path):
     shown = runner.invoke(app, ["-c", str(config), "incidents", "show", str(incident["id"]), "--json"])
     detail = json.loads(shown.output)
     assert detail["metrics"]["measured"]["pps"] >= 20000 and len(detail["evidence"]) == 5
+    # Flows before --since fill the windows but are not reported themselves.
+    later = (ms_to_dt(g.T0) + timedelta(seconds=15)).isoformat()
+    quiet = runner.invoke(app, ["-c", str(config), "detect", "--since", later, "--until", until,
+                                "--rules", "syn_flood_in", "--json"])
+    assert json.loads(quiet.output)["incidents"] == []
     missing = runner.invoke(app, ["-c", str(config), "detect", "--since", since, "--rules", "nope"])
     assert missing.exit_code != 0

@@ -130,6 +130,7 @@ class LiveDetector:
         self.offset_ms = 0            # wall clock - event time at the last batch
         self.evidenced: dict[str, int] = {}
         self.stats = TickStats()
+        self.report_from_ms: int | None = None   # history: flows before --since only fill windows
         self._tick_lock = threading.Lock()
         self.mitigator = None
         if settings.detect.mitigation.enabled:
@@ -196,6 +197,8 @@ class LiveDetector:
         until = min(self.engine.watermark, now - self.offset_ms + FUTURE_SLACK_MS)
         started = time.process_time()
         detections = self.engine.evaluate(until, evidence_for=set(self.evidenced)) if until else []
+        if self.report_from_ms is not None:
+            detections = [d for d in detections if d.last_ms >= self.report_from_ms]
         self.stats.eval_s += time.process_time() - started
         self.stats.ticks += 1
         quiet_now = ms_to_dt(now - self.offset_ms)
@@ -260,6 +263,7 @@ def run_history(settings: Settings, store: Store, since: datetime, until: dateti
     if until <= since:
         raise InputError("--until must be after --since")
     detector = LiveDetector(settings, store, rules=rules)
+    detector.report_from_ms = dt_to_ms(since)
     lead = max(r.window_s for r in detector.engine.rules)
     con = duckdb.connect(":memory:")
     hour = timedelta(hours=1)
