@@ -129,3 +129,25 @@ def test_poll_with_wrong_password_says_so(dovecot, intake):
     with pytest.raises(InputError, match="IMAP login as 'abuse' failed"):
         poll_imap(intake, host=dovecot["host"], port=dovecot["port"], user="abuse",
                   password="wrong", use_ssl=False, timeout=10)
+
+
+def test_server_polls_imap_in_the_background(dovecot, intake_settings, seeded):
+    from aupguard.intake.server import IntakeServer
+
+    _append(dovecot, [sample("acns.eml")])
+    config = intake_settings.intake
+    config.listen_port = 0
+    config.imap_host, config.imap_port = dovecot["host"], dovecot["port"]
+    config.imap_user, config.imap_password, config.imap_ssl = "abuse", "s3cret", False
+    server = IntakeServer(intake_settings, seeded, index_ttl=0)
+    server.start()
+    try:
+        deadline = time.monotonic() + 30
+        while server.stats["imap_imported"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        server.stop()
+    assert server.stats["imap_imported"] == 1 and server.stats["imap_errors"] == 0
+    with seeded.session() as session:
+        (message,) = list_messages(session)
+    assert message.source == "imap" and message.parser == "acns"

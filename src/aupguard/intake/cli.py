@@ -29,7 +29,6 @@ def serve_cmd(ctx: typer.Context,
     """Run the SMTP listener for the abuse addresses until Ctrl-C (and poll IMAP if set)."""
     import time
 
-    from aupguard.intake.imports import poll_imap
     from aupguard.intake.server import IntakeServer
 
     app = state(ctx)
@@ -42,20 +41,11 @@ def serve_cmd(ctx: typer.Context,
     server.start()
     config = settings.intake
     console.print(f"intake listening on {config.listen_host}:{server.port} for "
-                  f"{', '.join(config.addresses)} (Maildir spool: {server.maildir.root})")
-    next_poll = time.monotonic()
+                  f"{', '.join(config.addresses)} (Maildir spool: {server.maildir.root})"
+                  + (f"; polling IMAP {config.imap_host} every {config.imap_poll_seconds} s"
+                     if config.imap_host else ""))
     try:
         while True:
-            if config.imap_host and time.monotonic() >= next_poll:
-                try:
-                    count = poll_imap(server.intake, host=config.imap_host, port=config.imap_port,
-                                      user=config.imap_user, password=config.imap_password,
-                                      folder=config.imap_folder, use_ssl=config.imap_ssl)
-                    if count:
-                        console.print(f"IMAP: {count} message(s) imported")
-                except Exception as exc:  # noqa: BLE001 - keep serving SMTP
-                    console.print(f"[yellow]IMAP poll failed:[/] {exc}")
-                next_poll = time.monotonic() + config.imap_poll_seconds
             time.sleep(1)
     except KeyboardInterrupt:
         pass

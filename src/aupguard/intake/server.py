@@ -80,10 +80,12 @@ class IntakeServer:
         self.on_spooled = on_spooled
         self.work: queue.Queue = queue.Queue()
         self.stats = {"received": 0, "processed": 0, "failed": 0, "refused_rcpt": 0,
-                      "spool_errors": 0}
+                      "spool_errors": 0, "imap_imported": 0, "imap_errors": 0}
         self.port = self.config.listen_port
         self._controller = None
         self._worker: threading.Thread | None = None
+        self._poller: threading.Thread | None = None
+        self._stopping = threading.Event()
 
     def _tls_context(self) -> ssl.SSLContext | None:
         if not self.config.tls_cert:
@@ -127,8 +129,33 @@ class IntakeServer:
             self.work.put(None)
             raise ConfigError(f"cannot listen on {self.config.listen_host}:{self.port}: "
                               f"{exc.strerror or exc} (set intake.listen_port)") from None
+        if self.config.imap_host:
+            self._stopping.clear()
+            self._poller = threading.Thread(target=self._poll_loop, name="intake-imap",
+                                            daemon=True)
+            self._poller.start()
+
+    def _poll_loop(self) -> None:
+        """Poll the configured IMAP mailbox now and every imap_poll_seconds until stop()."""
+        from aupguard.intake.imports import poll_imap
+
+        config = self.config
+        while not self._stopping.is_set():
+            try:
+                self.stats["imap_imported"] += poll_imap(
+                    self.intake, host=config.imap_host, port=config.imap_port,
+                    user=config.imap_user, password=config.imap_password,
+                    folder=config.imap_folder, use_ssl=config.imap_ssl)
+            except Exception as exc:  # noqa: BLE001 - keep polling; SMTP keeps serving
+                self.stats["imap_errors"] += 1
+                log.warning("IMAP poll of %s failed: %s", config.imap_host, exc)
+            self._stopping.wait(config.imap_poll_seconds)
 
     def stop(self) -> None:
+        self._stopping.set()
+        if self._poller is not None:
+            self._poller.join(timeout=60)
+            self._poller = None
         if self._controller is not None:
             self._controller.stop()
             self._controller = None
