@@ -65,3 +65,13 @@ def test_errors_are_clear_without_traceback(config):
                             timeout=120)
     assert result.returncode == 2
     assert "no intake event 99999" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_hostile_subject_is_inert_in_tables(config):
+    from aupguard.intake.cli import safe
+
+    assert safe("[link=http://evil.example]x[/link]\x1b[31m") == \
+        "\\[link=http://evil.example]x\\[/link]?[31m"
+    cli(config, "intake", "import", str(SAMPLES / "hostile.eml"))
+    out = cli(config, "intake", "messages")
+    assert "<script>" in out and "\x1b" not in out

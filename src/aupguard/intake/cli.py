@@ -14,6 +14,14 @@ intake_app = typer.Typer(help="Abuse mailbox: receive, import, parse and attribu
 JSON = typer.Option(False, "--json", help="Machine-readable output.")
 
 
+def safe(value) -> str:
+    """Complaint text is attacker-controlled: no rich markup, no terminal control codes."""
+    from rich.markup import escape
+
+    text = "".join(ch if ch.isprintable() or ch in "\n\t" else "?" for ch in str(value))
+    return escape(text)
+
+
 def _event_dict(row) -> dict:
     data = row.as_dict()
     data.pop("dedupe_key", None)
@@ -143,7 +151,7 @@ def parse_cmd(ctx: typer.Context,
                   title=f"{file.name}: {parser}")
     for e in events:
         table.add_row(e.ip or "-", str(e.port or "-"), e.time.isoformat() if e.time else "-",
-                      e.category, e.clause_id, (e.url or e.domain or "-")[:60])
+                      e.category, e.clause_id, safe((e.url or e.domain or "-")[:60]))
     console.print(table)
     for error in context.errors:
         console.print(f"error: {error}", markup=False, highlight=False)
@@ -167,8 +175,9 @@ def messages_cmd(ctx: typer.Context,
     table = Table("id", "reference", "received", "reporter", "parser", "status", "events",
                   "subject")
     for r in rows:
-        table.add_row(str(r.id), r.reference, f"{r.received_at:%Y-%m-%d %H:%M}", r.reporter,
-                      r.parser, r.status, str(r.event_count), r.subject[:50])
+        table.add_row(str(r.id), r.reference, f"{r.received_at:%Y-%m-%d %H:%M}",
+                      safe(r.reporter), r.parser, r.status, str(r.event_count),
+                      safe(r.subject[:50]))
     console.print(table)
 
 
@@ -180,7 +189,7 @@ def _events_table(rows, title: str):
     for r in rows:
         table.add_row(str(r.id), str(r.message_id), r.ip or "-", str(r.port or "-"),
                       r.time.isoformat() if r.time else "-", r.category, r.clause_id,
-                      r.client_id or "-", r.status, r.review_reason or "")
+                      r.client_id or "-", r.status, safe(r.review_reason or ""))
     return table
 
 
@@ -259,14 +268,18 @@ def show_cmd(ctx: typer.Context, message: int = typer.Argument(..., help="Messag
             raise InputError(f"no message {message} (see `aupguard intake messages`)")
         events = list_events(session, message_id=message)
     if raw:
-        sys.stdout.write(RawStore(Path(app.settings.data_dir) / "intake").get(row.raw_ref)
-                         .decode("utf-8", "replace"))
+        raw_text = RawStore(Path(app.settings.data_dir) / "intake").get(row.raw_ref).decode(
+            "utf-8", "replace")
+        if sys.stdout.isatty():  # never replay a complaint's escape sequences on a terminal
+            raw_text = "".join(ch if ch.isprintable() or ch in "\n\t" else "?"
+                               for ch in raw_text)
+        sys.stdout.write(raw_text)
         return
     if json_out:
         print_json({**row.as_dict(), "events": [_event_dict(e) for e in events]})
         return
     for key, value in row.as_dict().items():
-        console.print(f"{key:>14}: {value}", markup=False, highlight=False)
+        console.print(f"{key:>14}: {safe(value)}", highlight=False)
     console.print(_events_table(events, "events"))
 
 
