@@ -335,14 +335,18 @@ def is_suppressed(session: Session, client_id: str | None, recipient: str,
         raise InputError(f"{recipient!r} is not an e-mail address")
     domain = norm.rsplit("@", 1)[1]
     scopes = [GLOBAL] if client_id is None else [GLOBAL, client_id]
-    query = select(Suppression).where(
-        Suppression.scope.in_(scopes),
-        ((Suppression.kind == "address") & Suppression.value.in_([norm, sha256_hex(norm)])) |
-        ((Suppression.kind == "domain") & Suppression.value.in_([domain, sha256_hex(domain)])),
-    ).order_by(Suppression.suppressed_at).limit(1)
-    if before is not None:
-        query = query.where(Suppression.suppressed_at < before)
-    return session.execute(query).scalar_one_or_none()
+    found: list[Suppression] = []
+    # One equality lookup per (scope, kind): each uses the (scope, kind, value) unique
+    # index; a single OR-ed query makes SQLite scan the whole table.
+    for scope in scopes:
+        for kind, values in (("address", [norm, sha256_hex(norm)]),
+                             ("domain", [domain, sha256_hex(domain)])):
+            query = select(Suppression).where(Suppression.scope == scope, Suppression.kind == kind,
+                                              Suppression.value.in_(values))
+            if before is not None:
+                query = query.where(Suppression.suppressed_at < before)
+            found.extend(session.execute(query).scalars())
+    return min(found, key=lambda e: (e.suppressed_at, e.id)) if found else None
 
 
 def check_complaint(session: Session, client_id: str, recipient: str, sent_at: datetime,
