@@ -74,5 +74,28 @@ def test_run_receives_a_complaint_by_smtp_and_opens_a_case(tmp_path):
                 found = [c for c in cases.list_cases(s) if c.client_id == "shop"]
         assert found and found[0].clause_id == "mail.spam"
         assert services.collector.ports[0][0] == "127.0.0.1"
+
+        # The client answers the notice at its per-case reply address: the answer threads
+        # into the case through the same listener instead of becoming a complaint.
+        case_id = found[0].id
+        with store.session() as s:
+            notice = cases.send_notice(s, settings, case_id, "analyst")
+            reply_to = notice.headers["Reply-To"]
+        assert "+case-" in reply_to
+        answer = (f"From: abuse@shop.example\r\nTo: {reply_to}\r\nSubject: Re: case\r\n\r\n"
+                  "We found the compromised form and closed it.\r\n").encode()
+        with smtplib.SMTP("127.0.0.1", settings.intake.listen_port, timeout=10) as smtp:
+            smtp.sendmail("abuse@shop.example", [reply_to], answer)
+            with pytest.raises(smtplib.SMTPRecipientsRefused):  # a forged MAC is refused
+                smtp.sendmail("x@evil.example", [reply_to.replace("+case-", "+case-9")], answer)
+        deadline = time.monotonic() + 30
+        threaded = []
+        while time.monotonic() < deadline and not threaded:
+            time.sleep(0.5)
+            with store.session() as s:
+                threaded = [e for e in cases.timeline(s, case_id)
+                            if "compromised form" in (e.text + str(e.data))]
+        assert threaded, "the client's answer did not reach the case timeline"
+        assert services.intake.stats.get("case_replies") == 1
     finally:
         runner.stop(services)

@@ -37,7 +37,8 @@ class _Handler:
         self.server = server
 
     async def handle_RCPT(self, smtp, session, envelope, address, rcpt_options):
-        if address.strip().lower() not in self.server.accepted:
+        if (address.strip().lower() not in self.server.accepted
+                and not self.server.is_case_reply(address)):
             self.server.stats["refused_rcpt"] += 1
             return (f"550 5.7.1 <{address[:100]}>: relay access denied: this server only "
                     "accepts mail for its abuse addresses")
@@ -49,7 +50,11 @@ class _Handler:
         peer = session.peer[0] if session.peer else "unknown"
         helo = (session.host_name or "unknown").replace("\r", "").replace("\n", "")[:200]
         sender = (envelope.mail_from or "").replace("\r", "").replace("\n", "")[:300]
-        trace = (f"Return-Path: <{sender}>\r\nReceived: from {helo} ([{peer}]) by "
+        # Delivered-To records which of our addresses it came to: a per-case reply address
+        # routes the message into its case instead of the complaint parsers.
+        delivered = "".join(f"Delivered-To: {r[:300]}\r\n" for r in envelope.rcpt_tos
+                            if self.server.is_case_reply(r))
+        trace = (f"Return-Path: <{sender}>\r\n{delivered}Received: from {helo} ([{peer}]) by "
                  f"{self.server.config.hostname} (aupguard intake) with SMTP; {stamp}\r\n")
         data = trace.encode() + (envelope.original_content or b"")
         loop = asyncio.get_running_loop()
@@ -86,6 +91,36 @@ class IntakeServer:
         self._worker: threading.Thread | None = None
         self._poller: threading.Thread | None = None
         self._stopping = threading.Event()
+
+    def is_case_reply(self, address: str) -> bool:
+        """A MAC-verified per-case reply address (abuse+case-<id>-<mac>@...) from a notice."""
+        try:
+            from aupguard.cases import service as cases
+        except ImportError:  # the cases stage is optional
+            return False
+        return cases.is_case_reply(self.settings, [address.strip().replace("\r", "").replace("\n", "")])
+
+    def _thread_replies(self, paths: list[Path]) -> list[Path]:
+        """Hand clients' answers to their cases; return the paths that are complaints."""
+        from email.parser import BytesHeaderParser
+
+        complaints = []
+        for path in paths:
+            raw = path.read_bytes()
+            head = BytesHeaderParser().parsebytes(raw[:65536])
+            if not any(self.is_case_reply(str(r)) for r in head.get_all("Delivered-To", [])):
+                complaints.append(path)
+                continue
+            from aupguard.cases import service as cases
+
+            with self.store.session() as session:
+                case = cases.thread_reply(session, raw, self.settings)
+            if case is None:  # a valid address but no case: treat it as a complaint
+                complaints.append(path)
+            else:
+                self.maildir.done(path)
+                self.stats["case_replies"] = self.stats.get("case_replies", 0) + 1
+        return complaints
 
     def _tls_context(self) -> ssl.SSLContext | None:
         if not self.config.tls_cert:
@@ -191,6 +226,9 @@ class IntakeServer:
 
     def _process(self, paths: list[Path]) -> None:
         try:
+            paths = self._thread_replies(paths)
+            if not paths:
+                return
             # The spool copy is already durable: the raw store syncs once per batch.
             prepared = [self.intake.prepare(path.read_bytes(), source="smtp", sync=False)
                         for path in paths]
