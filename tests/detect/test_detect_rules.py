@@ -79,6 +79,14 @@ def test_flood_incident_grows_with_first_and_last_seen(replayed):
     assert out["metrics"]["measured"]["mbps"] == pytest.approx(384, rel=0.01)
 
 
+def test_scans_name_sample_victims(replayed):
+    _, rows = replayed
+    (scan,) = [r for r in rows if r["rule"] == "horizontal_scan"]
+    sample = scan["metrics"]["victims_sample"]
+    assert len(sample) == 5 and all(v.startswith("45.") for v in sample)
+    assert sample == sorted({f["dst"] for f in scan["evidence"]})
+
+
 def test_c2_incident_names_the_feed(replayed):
     _, rows = replayed
     (c2,) = [r for r in rows if r["rule"] == "c2_contact"]

@@ -73,7 +73,16 @@ def load_context(store: Store, settings: Settings) -> Context:
                    interfaces=Context.interface_map(settings.detect.client_interfaces))
 
 
-def to_finding(det: Detection, ctx: Context) -> Finding:
+def victims_of(det: Detection) -> list[str]:
+    """Scans and spam have many victims: the ones in the sample flows (the rest are in
+    the flow store)."""
+    if det.victim or not det.evidence:
+        return []
+    side = "src" if det.role == "victim" else "dst"
+    return sorted({f[side] for f in det.evidence})
+
+
+def to_finding(det: Detection, ctx: Context, victims_sample: list[str] | None = None) -> Finding:
     metrics: dict[str, Any] = {
         "measured": det.metrics, "thresholds": det.thresholds, "role": det.role,
         "window": {"from": ms_to_dt(det.window_ms[0]).isoformat(),
@@ -84,6 +93,8 @@ def to_finding(det: Detection, ctx: Context) -> Finding:
         metrics["port"] = det.port
     if det.host_group:
         metrics["host_group"] = det.host_group
+    if victims_sample:
+        metrics["victims_sample"] = victims_sample
     if det.rule.name == "c2_contact":
         entry = int(det.metrics.get("feed_entry", -1))
         if 0 <= entry < len(ctx.feed_labels):
@@ -129,6 +140,7 @@ class LiveDetector:
         self.last_tick_ms: int | None = None
         self.offset_ms = 0            # wall clock - event time at the last batch
         self.evidenced: dict[str, int] = {}
+        self.victims: dict[str, list[str]] = {}
         self.stats = TickStats()
         self.report_from_ms: int | None = None   # history: flows before --since only fill windows
         self._tick_lock = threading.Lock()
@@ -205,7 +217,9 @@ class LiveDetector:
         touched: list[int] = []
         with self.store.session() as session:
             for det in detections:
-                row = report(session, to_finding(det, self.ctx))
+                if det.evidence and not det.victim:
+                    self.victims[det.key] = victims_of(det)
+                row = report(session, to_finding(det, self.ctx, self.victims.get(det.key)))
                 touched.append(row.id)
                 self.evidenced[det.key] = det.last_ms
                 if self.mitigator is not None:
@@ -215,6 +229,7 @@ class LiveDetector:
                 self.mitigator.expire(session, quiet_now)
         horizon = dt_to_ms(quiet_now) - int(self.hold.total_seconds() * 1000)
         self.evidenced = {k: v for k, v in self.evidenced.items() if v >= horizon}
+        self.victims = {k: v for k, v in self.victims.items() if k in self.evidenced}
         self.stats.findings += len(detections)
         self.stats.incidents.update(touched)
         return touched
