@@ -89,3 +89,4 @@ def stop(services: Services) -> None:
         services.collector.stop()
     if services.detector is not None:
         services.detector.tick()
+        services.detector.close()  # stops the ExaBGP process when mitigation is on
