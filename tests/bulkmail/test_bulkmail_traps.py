@@ -15,6 +15,13 @@ T0 = datetime(2026, 10, 5, tzinfo=timezone.utc)
 TRAPS = BulkmailSettings(trap_addresses=["Trap1@Honey.example"], trap_domains=["@pot.example."])
 
 
+def test_is_trap_reads_the_configuration(tmp_path, monkeypatch):
+    cfg = tmp_path / "aupguard.toml"
+    cfg.write_text('[bulkmail]\ntrap_domains = ["spamtrap.example"]\n')
+    monkeypatch.setenv("AUPGUARD_CONFIG", str(cfg))
+    assert is_trap("a@spamtrap.example") and not is_trap("a@example.com")
+
+
 def test_is_trap():
     assert is_trap("trap1@honey.example", TRAPS) and is_trap(" <TRAP1@honey.example>", TRAPS)
     assert is_trap("anything@pot.example", TRAPS)
@@ -23,9 +30,9 @@ def test_is_trap():
 
 def test_hits_raise_indicator_and_finding(sqlite_store):
     with sqlite_store.session() as s:
-        record_trap_hit(s, TRAPS, "trap1@honey.example", "acme", T0, "arf", offender="192.0.2.5")
-        record_trap_hit(s, TRAPS, "x@pot.example", "acme", T0 + timedelta(hours=2), "spamcop")
-        record_trap_hit(s, TRAPS, "y@pot.example", None, T0, "arf")   # unattributed: kept, no indicator
+        record_trap_hit(s, "trap1@honey.example", "acme", T0, "arf", offender="192.0.2.5", settings=TRAPS)
+        record_trap_hit(s, "x@pot.example", "acme", T0 + timedelta(hours=2), "spamcop", settings=TRAPS)
+        record_trap_hit(s, "y@pot.example", None, T0, "arf", settings=TRAPS)   # unattributed: kept, no indicator
     with sqlite_store.session() as s:
         [ind] = indicators(s, "acme")
         assert (ind.indicator, ind.count, ind.first_at, ind.last_at) == (
@@ -34,4 +41,4 @@ def test_hits_raise_indicator_and_finding(sqlite_store):
         [incident] = list_incidents(s, clause_id="mail.purchased-lists")
         assert incident.client_id == "acme" and incident.observations == 2 and incident.peak == 2.0
         with pytest.raises(InputError, match="not a configured spam trap"):
-            record_trap_hit(s, TRAPS, "real@person.example", "acme", T0, "arf")
+            record_trap_hit(s, "real@person.example", "acme", T0, "arf", settings=TRAPS)

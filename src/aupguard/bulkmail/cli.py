@@ -283,8 +283,8 @@ def traps_record(ctx: typer.Context, address: str = typer.Argument(..., help="Tr
 
     st = state(ctx)
     with st.store.session() as session:
-        hit = record_trap_hit(session, st.settings.bulkmail, address, client,
-                              parse_time(at) or parse_time("now"), source, offender, actor="cli")
+        hit = record_trap_hit(session, address, client, parse_time(at) or parse_time("now"), source,
+                              offender, settings=st.settings.bulkmail, actor="cli")
         console.print(f"trap hit #{hit.id} recorded" + (f", incident {hit.incident_id}" if hit.incident_id else ""))
 
 

@@ -23,7 +23,17 @@ CLAUSE = "mail.purchased-lists"
 INDICATOR = "purchased_list"
 
 
-def is_trap(address: str, settings: BulkmailSettings) -> bool:
+def _settings(settings: BulkmailSettings | None) -> BulkmailSettings:
+    if settings is not None:
+        return settings
+    from aupguard.config import load_settings
+
+    return load_settings().bulkmail   # $AUPGUARD_CONFIG or ./aupguard.toml
+
+
+def is_trap(address: str, settings: BulkmailSettings | None = None) -> bool:
+    """Is `address` a configured trap (settings default to the loaded configuration)?"""
+    settings = _settings(settings)
     norm = normalise_address(address)
     if norm in {normalise_address(a) for a in settings.trap_addresses}:
         return True
@@ -31,10 +41,11 @@ def is_trap(address: str, settings: BulkmailSettings) -> bool:
     return bool(domain) and domain in {normalise_domain(d) for d in settings.trap_domains}
 
 
-def record_trap_hit(session: Session, settings: BulkmailSettings, address: str,
-                    client_id: str | None, at: datetime, source: str, offender: str = "",
-                    ref: str = "", actor: str = "system") -> TrapHit:
+def record_trap_hit(session: Session, address: str, client_id: str | None, at: datetime,
+                    source: str, offender: str = "", ref: str = "", *,
+                    settings: BulkmailSettings | None = None, actor: str = "system") -> TrapHit:
     """Store a hit on a trap; with a client, raise its purchased-list indicator and a finding."""
+    settings = _settings(settings)
     if not is_trap(address, settings):
         raise InputError(f"{address!r} is not a configured spam trap ([bulkmail] trap_addresses, "
                          "trap_domains)")
