@@ -80,8 +80,8 @@ def test_duplicates_and_invalid_are_counted(sqlite_store):
 
 def test_complaint_after_suppression_escalates(store):
     with store.session() as s:
-        assert suppress_from_complaint(s, "acme", "Victim@Example.com", T0, source="fbl") is True
-        assert suppress_from_complaint(s, "acme", "victim@example.com", T0 + timedelta(days=3)) is False
+        assert suppress_from_complaint(s, "acme", "Victim@Example.com", T0, source="fbl", hashed=False) is True
+        assert suppress_from_complaint(s, "acme", "victim@example.com", T0 + timedelta(days=3), hashed=False) is False
     with store.session() as s:
         assert check_complaint(s, "acme", "victim@example.com", T0 - timedelta(hours=1)) is False
         assert check_complaint(s, "acme", "victim@example.com", T0) is False   # same instant
@@ -159,3 +159,14 @@ def test_parquet_snapshot_follows_changes(store, tmp_path):
     assert [r["address"] for r in again.suppressed_rows()] == ["new@example.com", "global.one@example.com"]
     assert sorted(p.name for p in cache.glob("*.parquet")) != snapshots
     assert len(list(cache.glob("*.parquet"))) == 1
+
+
+def test_complaint_suppression_follows_the_configuration(sqlite_store, tmp_path, monkeypatch):
+    cfg = tmp_path / "aupguard.toml"
+    cfg.write_text("[bulkmail]\nhash_suppressions = true\n")
+    monkeypatch.setenv("AUPGUARD_CONFIG", str(cfg))
+    with sqlite_store.session() as s:
+        suppress_from_complaint(s, "acme", "fbl@example.com", T0)
+        [row] = s.query(Suppression).all()
+        assert row.hashed and row.value == sha256_hex("fbl@example.com") and row.source == "fbl"
+        assert check_complaint(s, "acme", "FBL@example.com", T0 + timedelta(days=1)) is True

@@ -135,9 +135,14 @@ def add_one(session: Session, entry: str, *, client_id: str | None = None, sourc
 
 
 def suppress_from_complaint(session: Session, client_id: str | None, address: str, at: datetime,
-                            source: str = "fbl", hashed: bool = False) -> bool:
+                            source: str = "fbl", hashed: bool | None = None) -> bool:
     """For intake: the recipient of a complaint (FBL/ARF) is suppressed for that client.
+    `hashed` defaults to [bulkmail] hash_suppressions of the loaded configuration.
     Returns False if it was already suppressed (the earlier time is kept)."""
+    if hashed is None:
+        from aupguard.config import load_settings
+
+        hashed = load_settings().bulkmail.hash_suppressions
     return add_one(session, address, client_id=client_id, source=source, at=at,
                    reason="recipient complained", hashed=hashed, actor="intake")
 
