@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from datetime import datetime, timedelta, timezone
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +35,30 @@ def desk_work(settings: Settings, store) -> Any:
 
     with store.session() as session:
         return cases.periodic(session, settings)
+
+
+def monitor_work(settings: Settings, store, now: datetime, last_check: datetime | None) -> bool:
+    """Scheduled monitors: DNSBL check of client space, relay probes of registered mail
+    servers (opt-in), overdue opt-in record requests. Returns whether a DNSBL check ran."""
+    from aupguard.bulkmail.optin import escalate_overdue
+
+    rep = settings.reputation
+    with store.session() as session:
+        escalate_overdue(session, now)
+    checked = False
+    due = last_check is None or now - last_check >= timedelta(hours=rep.check_interval_hours)
+    if rep.zones and rep.check_interval_hours > 0 and due:
+        from aupguard.reputation.monitor import check
+
+        with store.session() as session:
+            check(session, rep, now=now)
+        checked = True
+    if rep.probe_schedule:
+        from aupguard.reputation.probe import probe_registered
+
+        with store.session() as session:
+            probe_registered(session, rep, now)  # rate-limited per host by probe_interval_hours
+    return checked
 
 
 def start(settings: Settings, store, *, flows: bool = True, intake: bool = True,
@@ -67,11 +92,18 @@ def start(settings: Settings, store, *, flows: bool = True, intake: bool = True,
         services.intake.start()
 
     def desk() -> None:
+        last_check: datetime | None = None
         while not services.stop.wait(desk_interval):
             try:
                 desk_work(settings, store)
             except Exception:
                 log.exception("case handling round failed")
+            try:
+                now = datetime.now(timezone.utc)
+                if monitor_work(settings, store, now, last_check):
+                    last_check = now
+            except Exception:
+                log.exception("scheduled monitors failed")
 
     services.threads.append(threading.Thread(target=desk, name="desk", daemon=True))
     for t in services.threads:

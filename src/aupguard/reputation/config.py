@@ -58,6 +58,13 @@ class ReputationSettings(BaseModel):
                                    description="Ports probed when `probe smtp HOST` has no port.")
     probe_timeout: float = Field(default=10.0, gt=0,
                                  description="Seconds to wait for each SMTP reply.")
+    check_interval_hours: float = Field(
+        default=6.0, ge=0, description="`aupguard run` checks client space against the zones this "
+                                       "often (0: only by hand; nothing runs while no zone is set).")
+    probe_schedule: bool = Field(
+        default=False, description="Let `aupguard run` probe clients' registered mail servers "
+                                   "(every probe_interval_hours). Off by default: probing "
+                                   "connects to client hosts, which may be off this machine.")
     probe_interval_hours: float = Field(default=24.0, ge=0,
                                         description="Do not probe the same host:port again "
                                                     "within this many hours (rate limit).")
