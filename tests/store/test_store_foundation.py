@@ -122,3 +122,22 @@ def test_cli_bad_csv_reports_line_and_imports_nothing(tmp_path):
     listed = subprocess.run([sys.executable, "-m", "aupguard", "-c", str(cfg), "clients", "list", "--json"],
                             capture_output=True, text=True, timeout=120)
     assert listed.stdout.strip() == "[]"
+
+
+def test_audit_chain_survives_many_entries_and_a_rolled_back_savepoint(store):
+    with store.session() as s:
+        for i in range(50):
+            audit.record(s, "bulk", "thing.change", "thing", i)
+        try:
+            with s.begin_nested():
+                audit.record(s, "bulk", "thing.change", "thing", "doomed")
+                raise RuntimeError("roll the savepoint back")
+        except RuntimeError:
+            pass
+        audit.record(s, "bulk", "thing.change", "thing", "after")
+    with store.session() as s:
+        audit.record(s, "next", "thing.change", "thing", "next transaction")
+    with store.session() as s:
+        result = audit.verify(s)
+        assert result.ok, result.reason
+        assert result.checked == 52

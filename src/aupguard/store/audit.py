@@ -58,11 +58,21 @@ def record(session: Session, actor: str, action: str, entity: str, entity_id: An
            before: Any = None, after: Any = None, note: str = "",
            at: datetime | None = None) -> AuditEntry:
     """Append one entry in the caller's transaction (it commits with the change it audits)."""
-    if session.get_bind().dialect.name == "postgresql":
-        # Serialise writers so two transactions never chain onto the same tail.
-        session.execute(text("SELECT pg_advisory_xact_lock(4242001)"))
-    last = session.execute(select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)).scalar()
-    prev = last or GENESIS
+    # The chain's tail is read once per transaction and then carried in session.info:
+    # bulk work (an intake batch audits thousands of changes) would otherwise pay a
+    # query and a flush per entry. Entries of one mapper are inserted in add() order.
+    transaction = session.get_transaction()
+    cached = session.info.get("audit_tail")
+    # A savepoint rolled back since expunges its entries: then read the tail again.
+    if cached is not None and cached[0] is transaction and cached[1] in session:
+        prev = cached[1].hash
+    else:
+        if session.get_bind().dialect.name == "postgresql":
+            # Serialise writers so two transactions never chain onto the same tail.
+            session.execute(text("SELECT pg_advisory_xact_lock(4242001)"))
+        last = session.execute(
+            select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)).scalar()
+        prev = last or GENESIS
     at = at or utcnow()
     before, after = _canonical(before), _canonical(after)
     entry = AuditEntry(at=at, actor=actor, action=action, entity=entity, entity_id=str(entity_id),
@@ -70,7 +80,7 @@ def record(session: Session, actor: str, action: str, entity: str, entity_id: An
                        hash=entry_hash(prev, at, actor, action, entity, str(entity_id),
                                        before, after, note))
     session.add(entry)
-    session.flush()
+    session.info["audit_tail"] = (transaction, entry)
     return entry
 
 
