@@ -37,8 +37,11 @@ def register(root: typer.Typer) -> None:
         data_dir: Path = typer.Option(None, "--data-dir",
                                       help="Where the demo keeps its data (default: ./aupguard-demo; wiped each run)."),
     ) -> None:
-        """Run the whole system on built-in sample data: registry, attacks replayed by
-        softflowd into the collector, sample complaints, cases, and the web console."""
+        """Run the whole system on built-in sample data, then serve the console.
+
+        Imports a sample registry, replays generated attacks through softflowd into the
+        live collector and detector, imports sample complaints, opens cases.
+        """
         from aupguard.demo.runner import run_demo
 
         run_demo(state(ctx), serve=serve, data_dir=data_dir)
@@ -50,8 +53,10 @@ def register(root: typer.Typer) -> None:
         intake: bool = typer.Option(True, "--intake/--no-intake", help="Run the abuse-mailbox SMTP listener."),
         web: bool = typer.Option(True, "--web/--no-web", help="Serve the console and REST API."),
     ) -> None:
-        """Run everything: collector + enrichment + detection, abuse mailbox, case handling,
-        and the web console (all on loopback unless configured otherwise)."""
+        """Run everything: collection, detection, abuse mailbox, cases and the console.
+
+        All on loopback unless configured otherwise.
+        """
         import threading
 
         from aupguard import runner
