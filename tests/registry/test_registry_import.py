@@ -97,3 +97,26 @@ def test_client_update_is_audited(sqlite_store):
         add_client(s, Client(id="a", name="A renamed"))
         assert audit.verify(s).checked == 2
         assert list_clients(s)[0].name == "A renamed"
+
+
+def test_cli_end_assignment_keeps_history(tmp_path):
+    import subprocess
+    import sys
+
+    cfg = tmp_path / "aupguard.toml"
+    run = lambda *a: subprocess.run([sys.executable, "-m", "aupguard", "-c", str(cfg), *a],  # noqa: E731
+                                    capture_output=True, text=True, timeout=120)
+    assert subprocess.run([sys.executable, "-m", "aupguard", "init", str(cfg)],
+                          capture_output=True, timeout=120).returncode == 0
+    csv = tmp_path / "c.csv"
+    csv.write_text("client_id,name,prefix,valid_from\nweb,Web,192.0.2.0/24,2026-01-01T00:00:00Z\n")
+    assert run("clients", "import", str(csv)).returncode == 0
+    [client] = json.loads(run("clients", "list", "--json").stdout)
+    assignment_id = client["assignments"][0]["id"]
+    out = run("clients", "end", str(assignment_id), "--at", "2026-06-01T00:00:00Z")
+    assert out.returncode == 0, out.stderr
+    assert run("clients", "who", "192.0.2.7", "--at", "2026-05-31T23:59:59Z").returncode == 0
+    after = run("clients", "who", "192.0.2.7", "--at", "2026-06-01T00:00:00Z", "--json")
+    assert after.returncode == 4 and json.loads(after.stdout)["status"] == "none"
+    missing = run("clients", "end", "999")
+    assert missing.returncode == 2 and "assignment 999 does not exist" in missing.stderr

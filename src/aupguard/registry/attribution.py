@@ -242,13 +242,9 @@ class AttributionIndex:
                 return Attribution("ambiguous", None, clients, prefix)
         return Attribution("none")
 
-    def client_prefixes(self, client_id: str, at: datetime | None = None) -> list[str]:
-        t = to_ms(at, None) if at else None
-        return [s.prefix for i, s in enumerate(self.spans) if s.client_id == client_id
-                and (t is None or self.t_from[i] <= t < self.t_to[i])]
-
     def all_prefixes(self, at: datetime | None = None) -> list[Span]:
-        t = to_ms(at, None) if at else None
+        """Assignments in force at `at` (all of them when `at` is None)."""
+        t = to_ms(at, 0) if at else None
         return [s for i, s in enumerate(self.spans)
                 if t is None or self.t_from[i] <= t < self.t_to[i]]
 

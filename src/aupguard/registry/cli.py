@@ -81,7 +81,7 @@ def who_cmd(ctx: typer.Context,
         print_json({"address": ip, "at": when, "port": port, "status": answer.status,
                     "client_id": answer.client_id, "candidates": answer.candidates,
                     "prefix": answer.prefix, "reseller_chain": chain})
-        return
+        raise typer.Exit({"match": 0, "ambiguous": 3}.get(answer.status, 4))
     if answer.status == "match":
         via = f" (reseller chain: {' -> '.join(chain)})" if len(chain) > 1 else ""
         console.print(f"{ip} at {when.isoformat()} -> [bold]{answer.client_id}[/] via {answer.prefix}{via}")
@@ -92,6 +92,23 @@ def who_cmd(ctx: typer.Context,
     else:
         console.print(f"[yellow]nobody held {ip} at {when.isoformat()}[/]")
         raise typer.Exit(4)
+
+
+@clients_app.command("end")
+def end_cmd(ctx: typer.Context,
+            assignment_id: int = typer.Argument(..., help="Assignment id (see `clients list --json`)."),
+            at: str = typer.Option(None, "--at", help="When the client stopped holding it (default: now)."),
+            actor: str = typer.Option("cli", "--actor", help="Who ends it (audit log).")) -> None:
+    """End an assignment: the address goes back to the next holder (or nobody) from then on.
+
+    Earlier attributions stay as they were: the assignment history is kept.
+    """
+    from aupguard.registry import end_assignment
+
+    when = parse_time(at) or parse_time("now")
+    with state(ctx).store.session() as session:
+        ended = end_assignment(session, assignment_id, when, actor)
+    console.print(f"assignment {ended.id} ({ended.prefix} of {ended.client_id}) ends at {when.isoformat()}")
 
 
 def register(root: typer.Typer) -> None:
